@@ -1,0 +1,41 @@
+# Two commands set everything up: `make dev` serves, `make test` tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8080
+
+.PHONY: dev test test-fast system-deps bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+## dev: serve on http://localhost:8080 with the in-process store and the dev runner
+dev: $(STAMP)
+	@token="$${SETTINGS_ADMIN_TOKEN:-adm}"; \
+	echo "Ops Orchestrator (dev) on http://localhost:$(PORT)  admin token: $$token"; \
+	SETTINGS_ADMIN_TOKEN="$$token" DEV_LOCAL_LLM=1 SUPABASE_URL= SUPABASE_SERVICE_ROLE_KEY= \
+	OPS_BIND="$${OPS_BIND:-127.0.0.1:$(PORT)}" WEB_CONCURRENCY=1 \
+	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## system-deps: the programs the tests start for real (curl, PostgreSQL, nginx, Chromium)
+system-deps:
+	bash tests/system-deps.sh
+
+## test: install what the tests need, then run them all
+test: $(STAMP) system-deps
+	$(BIN)/pytest
+
+## test-fast: only the tests that start no outside program
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not live"
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,48 @@
+"""Ops Orchestrator: create build/deploy tasks over HTTP and stream their progress over SSE."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from .config import ConfigError, Settings
+
+__all__ = ["ConfigError", "Settings", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, store=None) -> Flask:
+    """Build the WSGI app from ``settings`` (default: the environment).
+
+    ``store`` replaces the configured store (tests). Raises ConfigError when the settings
+    cannot run the service."""
+    from .auth.stream_tokens import StreamTokens
+    from .errors import register_error_handlers
+    from .executor import Executor, build_runners
+    from .extensions import Ops
+    from .http import register_blueprints
+    from .store import make_store
+    from .stream import StreamTracker
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+
+    if settings.stream_secret_is_fallback:
+        log.warning("OPS_STREAM_SECRET is not set: stream tokens are signed with the admin "
+                    "token; set OPS_STREAM_SECRET in production")
+    store = store or make_store(settings)
+    runners = build_runners(settings)
+    executor = Executor(store, runners, workers=settings.workers,
+                        queue_size=settings.queue_size, task_timeout=settings.task_timeout)
+    app.extensions["ops"] = Ops(
+        settings=settings, store=store, executor=executor,
+        tokens=StreamTokens(settings.stream_secrets, settings.stream_token_ttl),
+        streams=StreamTracker())
+
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app

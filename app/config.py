@@ -1,0 +1,112 @@
+"""Settings read from the environment, checked once at start-up.
+
+Every tunable the service has is a field of :class:`Settings`; ``docs/configuration.md``
+is the table users read. The names of the seed's variables (``SETTINGS_ADMIN_TOKEN``,
+``DEV_LOCAL_LLM``, ``OPS_STREAM_SECRET``, ``SUPABASE_URL``, ``SUPABASE_SERVICE_ROLE_KEY``)
+are users' and must not change; the others carry the ``OPS_`` prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+MIN_SECRET_LENGTH = 16
+
+
+class ConfigError(Exception):
+    """The environment cannot run the service; the message says what to set."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    admin_token: str
+    dev_mode: bool = False
+    stream_secrets: tuple[str, ...] = ()
+    stream_secret_is_fallback: bool = False
+    supabase_url: str | None = None
+    supabase_key: str | None = None
+    workers: int = 4
+    queue_size: int = 100
+    heartbeat_seconds: float = 15.0
+    retry_ms: int = 3000
+    stream_token_ttl: float = 300.0
+    dev_tick_seconds: float = 0.5
+    task_timeout: float = 3600.0
+    max_title_length: int = 200
+    max_body_length: int = 10_000
+    max_request_bytes: int = 64 * 1024
+
+    @property
+    def uses_supabase(self) -> bool:
+        return bool(self.supabase_url and self.supabase_key)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``), or raise ConfigError."""
+        env = os.environ if environ is None else environ
+        admin_token = env.get("SETTINGS_ADMIN_TOKEN", "").strip()
+        if not admin_token:
+            raise ConfigError(
+                "SETTINGS_ADMIN_TOKEN is not set: export SETTINGS_ADMIN_TOKEN=<a long random "
+                "string> (admins send it as the X-Admin-Token header)"
+            )
+
+        raw_secret = env.get("OPS_STREAM_SECRET")
+        if raw_secret is None:
+            secrets, fallback = (admin_token,), True
+        else:
+            secrets = tuple(s.strip() for s in raw_secret.split(","))
+            fallback = False
+            if not all(secrets) or any(len(s) < MIN_SECRET_LENGTH for s in secrets):
+                raise ConfigError(
+                    f"OPS_STREAM_SECRET must be one or more comma-separated secrets of at least "
+                    f"{MIN_SECRET_LENGTH} characters each (the first signs, all verify)"
+                )
+
+        url = env.get("SUPABASE_URL", "").strip() or None
+        key = env.get("SUPABASE_SERVICE_ROLE_KEY", "").strip() or None
+        if bool(url) != bool(key):
+            missing = "SUPABASE_SERVICE_ROLE_KEY" if url else "SUPABASE_URL"
+            raise ConfigError(f"{missing} is not set: the Supabase store needs both "
+                              "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or neither)")
+
+        return cls(
+            admin_token=admin_token,
+            dev_mode=_flag(env, "DEV_LOCAL_LLM"),
+            stream_secrets=secrets,
+            stream_secret_is_fallback=fallback,
+            supabase_url=url,
+            supabase_key=key,
+            workers=_number(env, "OPS_WORKERS", int, 4, low=1, high=256),
+            queue_size=_number(env, "OPS_QUEUE_SIZE", int, 100, low=0, high=100_000),
+            heartbeat_seconds=_number(env, "OPS_HEARTBEAT_SECONDS", float, 15.0, low=0.05, high=3600),
+            retry_ms=_number(env, "OPS_SSE_RETRY_MS", int, 3000, low=0, high=600_000),
+            stream_token_ttl=_number(env, "OPS_STREAM_TOKEN_TTL", float, 300.0, low=1, high=86_400),
+            dev_tick_seconds=_number(env, "OPS_DEV_TICK_SECONDS", float, 0.5, low=0, high=3600),
+            task_timeout=_number(env, "OPS_TASK_TIMEOUT_SECONDS", float, 3600.0, low=1,
+                                 high=7 * 86_400),
+            max_title_length=_number(env, "OPS_MAX_TITLE_LENGTH", int, 200, low=1, high=10_000),
+            max_body_length=_number(env, "OPS_MAX_BODY_LENGTH", int, 10_000, low=0, high=1_000_000),
+            max_request_bytes=_number(env, "OPS_MAX_REQUEST_BYTES", int, 64 * 1024, low=1024,
+                                      high=16 * 1024 * 1024),
+        )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _number(env, name, kind, default, *, low, high):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a{'n integer' if kind is int else ' number'}, "
+                          f"got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {raw}")
+    return value

@@ -1,0 +1,92 @@
+"""The one place that turns exceptions into JSON error answers: ``{"error": "..."}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .auth.stream_tokens import TokenForOtherTask, TokenInvalid
+from .executor import NoRunner, QueueFull, ShuttingDown
+from .store import StoreUnavailable, TaskFinished, TaskNotFound
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An answer other than success, with its status code and a message for the user."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, **extra):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Invalid(ApiError):
+    """A well-formed request whose fields are wrong (422)."""
+
+    status = 422
+
+
+# Domain exceptions and the status each one answers with.
+_STATUS = {
+    TaskNotFound: 404,
+    TaskFinished: 409,
+    TokenInvalid: 401,
+    TokenForOtherTask: 403,
+    QueueFull: 429,
+    NoRunner: 503,
+    ShuttingDown: 503,
+    StoreUnavailable: 503,
+}
+
+
+def error_response(message: str, status: int, headers=None, **extra):
+    response = jsonify({"error": message, **extra})
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return error_response(error.message, error.status, **error.extra)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
+        return error_response(error.description or error.name, error.code or 500, headers)
+
+    for exc_type, status in _STATUS.items():
+        app.register_error_handler(exc_type, _domain_handler(status))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error")
+        return error_response("internal server error", 500)
+
+
+def _domain_handler(status: int):
+    def handle(error: Exception):
+        extra = {}
+        if isinstance(error, TaskFinished):
+            extra["status"] = error.status.value
+        if isinstance(error, StoreUnavailable):
+            log.warning("store unavailable: %s", error)
+            return error_response("the task store is unavailable; try again shortly", status,
+                                  {"Retry-After": "5"})
+        if isinstance(error, QueueFull):
+            return error_response(str(error), status, {"Retry-After": "5"})
+        return error_response(str(error), status, **extra)
+    return handle

@@ -1,0 +1,205 @@
+"""The executor: a bounded queue and a fixed pool of workers that run tasks with their runner.
+
+Workers are ``threading.Thread``s. Under gunicorn's gevent worker ``threading`` is patched, so
+they are greenlets on the worker's one OS thread: right for I/O-bound runners (sleeps, pipes,
+HTTP), and the reason a runner must never spin the CPU for long. Unpatched (tests, ``flask
+run``) they are ordinary threads. Threads start on the first submit, so a pool is never
+created before gunicorn forks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..store import Task, TaskFinished, TaskStatus, TaskStore
+from .runner import RunContext, Runner, TaskFailed, TaskStopped
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """Every worker is busy and the queue holds its maximum."""
+
+
+class ShuttingDown(Exception):
+    """The executor is stopping and takes no new task."""
+
+
+class Executor:
+    """Runs tasks from a bounded queue on ``workers`` workers."""
+
+    def __init__(self, store: TaskStore, runners: Mapping[str, Runner], *, workers: int = 4,
+                 queue_size: int = 100, task_timeout: float | None = None,
+                 watch_interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.runners = dict(runners)
+        self.workers = workers
+        self.capacity = workers + queue_size
+        self.task_timeout = task_timeout
+        self._watch_interval = watch_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._pending = 0  # queued + running; admission control keeps it <= capacity
+        self._running: dict[int, tuple[RunContext, float]] = {}
+        self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def submit(self, title: str, body: str | None, runner: str,
+               extra: dict[str, Any] | None = None) -> Task:
+        """Create a task and queue it; raise QueueFull or ShuttingDown without creating it."""
+        if runner not in self.runners:
+            raise KeyError(runner)
+        with self._lock:
+            if self._closing.is_set():
+                raise ShuttingDown("the server is shutting down")
+            if self._pending >= self.capacity:
+                raise QueueFull(f"the queue is full ({self.capacity - self.workers} waiting)")
+            self._pending += 1
+            self._start_threads()
+        try:
+            task = self.store.create_task(title, body, runner, extra)
+        except BaseException:
+            self._release()
+            raise
+        self._queue.put(task.id)
+        return task
+
+    def cancel(self, task_id: int) -> Task:
+        """Cancel a queued task, or ask a running one to stop at its next checkpoint."""
+        task = self.store.request_cancel(task_id)
+        with self._lock:
+            running = self._running.get(task_id)
+        if running is not None:
+            running[0].stop(TaskStatus.CANCELED, "canceled by an admin")
+        return task
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            running = len(self._running)
+            return {"workers": self.workers, "running": running,
+                    "queued": self._pending - running, "capacity": self.capacity}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Stop taking tasks, stop running ones, and fail what did not end within ``grace``."""
+        with self._lock:
+            self._closing.set()
+            running = [ctx for ctx, _ in self._running.values()]
+            threads = list(self._threads)
+        for ctx in running:
+            ctx.stop(TaskStatus.FAILED, "shutdown")
+        for _ in threads:
+            self._queue.put(None)
+        deadline = self._clock() + grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - self._clock()))
+        self._fail_leftovers()
+
+    def _fail_leftovers(self) -> None:
+        """Tasks still queued or running after the grace period end ``failed``: shutdown."""
+        leftovers = []
+        while True:
+            try:
+                task_id = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if task_id is not None:
+                leftovers.append(task_id)
+        with self._lock:
+            leftovers.extend(self._running)
+        for task_id in leftovers:
+            self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
+
+    # -- workers --------------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        if self._threads:
+            return
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"ops-worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        watcher = threading.Thread(target=self._watch, name="ops-watcher", daemon=True)
+        watcher.start()
+
+    def _work(self) -> None:
+        while True:
+            task_id = self._queue.get()
+            if task_id is None:
+                return
+            try:
+                self._run(task_id)
+            except Exception:  # a store failure must not kill the worker
+                log.exception("task %s: could not be run", task_id)
+            finally:
+                self._release(task_id)
+
+    def _run(self, task_id: int) -> None:
+        try:
+            task = self.store.mark_running(task_id)
+        except TaskFinished:
+            return  # canceled while it waited
+        ctx = RunContext(task, self.store)
+        with self._lock:
+            self._running[task_id] = (ctx, self._clock())
+            if self._closing.is_set():
+                ctx.stop(TaskStatus.FAILED, "shutdown")
+        if task.cancel_requested or self.store.is_cancel_requested(task_id):
+            ctx.stop(TaskStatus.CANCELED, "canceled by an admin")
+        runner = self.runners[task.runner]
+        started = self._clock()
+        log.info("task %s: running with runner %s", task_id, runner.name)
+        try:
+            status, data = TaskStatus.DONE, runner.run(task, ctx) or {}
+        except TaskStopped as stop:
+            status, data = stop.status, {"reason": stop.reason}
+        except TaskFailed as failure:
+            status, data = TaskStatus.FAILED, {**failure.data, "reason": failure.reason}
+        except Exception as error:
+            log.exception("task %s: runner %s raised", task_id, runner.name)
+            status, data = TaskStatus.FAILED, {
+                "reason": f"runner error: {type(error).__name__}: {error}"}
+        self._finish(task_id, status, data)
+        log.info("task %s: %s after %.3fs (runner %s)", task_id, status.value,
+                 self._clock() - started, runner.name)
+
+    def _finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> None:
+        try:
+            self.store.finish(task_id, status, data)
+        except TaskFinished:
+            pass  # already ended elsewhere (shutdown after the grace period)
+
+    def _release(self, task_id: int | None = None) -> None:
+        with self._lock:
+            self._pending -= 1
+            if task_id is not None:
+                self._running.pop(task_id, None)
+
+    def _watch(self) -> None:
+        """Stop tasks that ran too long or were canceled through the store by another process."""
+        cross_process = getattr(self.store, "cancel_poll_seconds", None) is not None
+        while not self._closing.wait(self._watch_interval):
+            with self._lock:
+                running = list(self._running.items())
+            now = self._clock()
+            for task_id, (ctx, started) in running:
+                if self.task_timeout is not None and now - started > self.task_timeout:
+                    ctx.stop(TaskStatus.FAILED, "timeout")
+                elif cross_process and self._cancel_flagged(task_id):
+                    ctx.stop(TaskStatus.CANCELED, "canceled by an admin")
+
+    def _cancel_flagged(self, task_id: int) -> bool:
+        try:
+            return self.store.is_cancel_requested(task_id)
+        except Exception as error:  # the store is down: look again next round
+            log.warning("task %s: could not read its cancel flag: %s", task_id, error)
+            return False

@@ -1,0 +1,14 @@
+"""The HTTP layer: one blueprint per resource, all under ``/ops`` and admin-gated."""
+
+from flask import Flask
+
+from .parsing import TaskIdConverter
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import health, stream, tasks
+
+    app.url_map.converters["task_id"] = TaskIdConverter
+    app.register_blueprint(tasks.bp)
+    app.register_blueprint(stream.bp)
+    app.register_blueprint(health.bp)

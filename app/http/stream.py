@@ -1,0 +1,44 @@
+"""``/ops/tasks/<id>/stream`` (Server-Sent Events) and ``/ops/stream_tokens``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from ..auth.admin import admin_required, stream_access_required
+from ..extensions import ops
+from ..store import isoformat
+from ..stream import event_stream
+from .parsing import MAX_ID, int_arg, int_field, json_object
+
+bp = Blueprint("stream", __name__, url_prefix="/ops")
+
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass each event on at once
+}
+
+
+@bp.get("/tasks/<task_id:task_id>/stream")
+@stream_access_required
+def stream_task(task_id: int):
+    """Replay events after ``Last-Event-ID`` (or ``?last_event_id=``), then stream live ones."""
+    o = ops()
+    task = o.store.get_task(task_id)  # 404 before any stream starts
+    header = request.headers.get("Last-Event-ID")
+    last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
+    body = event_stream(o.store, task_id, last_id, finished=task.status.is_terminal,
+                        heartbeat=o.settings.heartbeat_seconds, retry_ms=o.settings.retry_ms,
+                        tracker=o.streams)
+    return Response(body, mimetype="text/event-stream", headers=SSE_HEADERS)
+
+
+@bp.post("/stream_tokens")
+@admin_required
+def create_stream_token():
+    """A short-lived token that lets an EventSource stream one task without the admin token."""
+    payload = json_object({"task_id"})
+    task_id = int_field(payload.get("task_id"), "task_id", high=MAX_ID)
+    ops().store.get_task(task_id)  # 404 for an unknown task
+    token, expires_at = ops().tokens.mint(task_id)
+    return jsonify({"token": token, "expires_at": isoformat(expires_at), "task_id": task_id,
+                    "stream_url": url_for("stream.stream_task", task_id=task_id, token=token)})

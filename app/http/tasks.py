@@ -1,0 +1,81 @@
+"""``/ops/tasks``: create, list, show and cancel tasks."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, url_for
+
+from ..auth.admin import admin_required
+from ..errors import Invalid
+from ..executor import choose_runner
+from ..extensions import ops
+from ..store import TaskStatus, isoformat
+from .parsing import int_arg, json_object, text_field
+
+bp = Blueprint("tasks", __name__, url_prefix="/ops")
+
+MAX_PAGE = 200
+TASK_FIELDS = {"title", "body"}
+
+
+@bp.post("/tasks")
+@admin_required
+def create_task():
+    """Queue a task; 201 with its id, status and a stream token for EventSource."""
+    settings = ops().settings
+    payload = json_object(TASK_FIELDS)
+    title = text_field(payload, "title", max_length=settings.max_title_length, required=True,
+                       multiline=False)
+    body = text_field(payload, "body", max_length=settings.max_body_length, required=False,
+                      multiline=True)
+    runner = choose_runner(settings, ops().executor.runners, payload)
+    task = ops().executor.submit(title, body, runner)
+    token, expires_at = ops().tokens.mint(task.id)
+    answer = {**task.to_dict(),
+              "stream_url": url_for("stream.stream_task", task_id=task.id),
+              "stream_token": token, "stream_token_expires_at": isoformat(expires_at)}
+    response = jsonify(answer)
+    response.status_code = 201
+    response.headers["Location"] = url_for("tasks.get_task", task_id=task.id)
+    return response
+
+
+@bp.get("/tasks")
+@admin_required
+def list_tasks():
+    """Newest first; ``limit``, ``status`` and ``cursor`` (the previous page's next_cursor)."""
+    limit = int_arg("limit", 50, low=1, high=MAX_PAGE)
+    cursor = int_arg("cursor", None, low=1, high=2**63 - 1)
+    status = request.args.get("status")
+    if status:
+        try:
+            status = TaskStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in TaskStatus)
+            raise Invalid(f"status must be one of {choices}, got {status[:40]!r}") from None
+    tasks = ops().store.list_tasks(limit, status or None, cursor)
+    next_cursor = tasks[-1].id if len(tasks) == limit else None
+    return jsonify({"tasks": [t.to_dict() for t in tasks], "next_cursor": next_cursor})
+
+
+@bp.get("/tasks/<task_id:task_id>")
+@admin_required
+def get_task(task_id: int):
+    return jsonify(ops().store.get_task(task_id).to_dict())
+
+
+@bp.post("/tasks/<task_id:task_id>/cancel")
+@admin_required
+def cancel_task(task_id: int):
+    """Best effort: a queued task ends at once, a running one at its next checkpoint."""
+    task = ops().executor.cancel(task_id)
+    response = jsonify(task.to_dict())
+    response.status_code = 202 if not task.status.is_terminal else 200
+    return response
+
+
+@bp.get("/stats")
+@admin_required
+def stats():
+    """What this process is doing: its workers, queue and open streams."""
+    return jsonify({**ops().executor.stats(), "streams_open": ops().streams.open,
+                    "store": type(ops().store).__name__})

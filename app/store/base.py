@@ -1,0 +1,202 @@
+"""The store contract: tasks and their append-only event logs.
+
+Every backend (the in-process dict, Supabase) implements :class:`TaskStore`; the contract
+tests in ``tests/store_contract.py`` run against each. Persisted task columns are only
+``id, created_at, title, status``: everything else about a task (its body, runner, times,
+error, a cancel request) travels as events and is derived from them, so a backend with those
+four columns loses nothing.
+
+Event kinds with a meaning to the store:
+
+- ``created`` (first event; data ``{"body": ..., "runner": ..., **extra}``)
+- ``status`` (data ``{"status": "running"}``): the task started
+- ``done`` / ``failed`` / ``canceled``: the one terminal event; its kind is the final status
+  (``failed`` and ``canceled`` carry ``{"reason": ...}``)
+
+Runners add their own kinds (``tick``, ``log``, ...), which the store only keeps.
+
+One writer per task's events: after ``create_task`` only the process running the task appends
+to its log (``mark_running``, ``append_event``, ``finish``). A cancel of a running task is a flag
+on the task (``request_cancel``/``is_cancel_requested``), never an event written from elsewhere;
+the running process sees it and writes the terminal ``canceled`` event itself. A queued task is
+canceled directly: ``mark_running`` and ``request_cancel`` race on the task's status and exactly
+one of them wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import datetime
+from typing import Any
+
+
+class TaskStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED})
+TERMINAL_KINDS = frozenset(s.value for s in TERMINAL_STATUSES)
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached or answered with an error; the request may be retried."""
+
+
+class TaskNotFound(StoreError):
+    """No task has that id."""
+
+
+class TaskFinished(StoreError):
+    """The task is already terminal; ``status`` says how it ended."""
+
+    def __init__(self, task_id: int, status: TaskStatus):
+        super().__init__(f"task {task_id} is already {status.value}")
+        self.task_id = task_id
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: int
+    task_id: int
+    kind: str
+    created_at: datetime
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "task_id": self.task_id, "kind": self.kind,
+                "created_at": isoformat(self.created_at), "data": self.data}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    id: int
+    title: str
+    status: TaskStatus
+    created_at: datetime
+    body: str | None = None
+    runner: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "body": self.body,
+            "status": self.status.value, "runner": self.runner,
+            "created_at": isoformat(self.created_at),
+            "started_at": isoformat(self.started_at),
+            "finished_at": isoformat(self.finished_at),
+            "error": self.error, "cancel_requested": self.cancel_requested,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_events(cls, task_id: int, title: str, status: TaskStatus, created_at: datetime,
+                    events: list[Event], cancel_requested: bool = False) -> Task:
+        """Derive a task from its row and its lifecycle events (any superset is fine)."""
+        fields: dict[str, Any] = {}
+        for event in events:
+            if event.kind == "created":
+                data = dict(event.data)
+                fields["body"] = data.pop("body", None)
+                fields["runner"] = data.pop("runner", None)
+                fields["extra"] = data
+            elif event.kind == "status" and event.data.get("status") == TaskStatus.RUNNING:
+                fields["started_at"] = event.created_at
+            elif event.kind in TERMINAL_KINDS:
+                fields["finished_at"] = event.created_at
+                if event.kind != TaskStatus.DONE:
+                    fields["error"] = event.data.get("reason")
+        return cls(id=task_id, title=title, status=status, created_at=created_at,
+                   cancel_requested=cancel_requested and not status.is_terminal, **fields)
+
+
+LIFECYCLE_KINDS = ("created", "status", *sorted(TERMINAL_KINDS))
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with microseconds, e.g. ``2026-11-28T00:40:00.000000Z``."""
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class TaskStore:
+    """What every backend provides. All methods are safe to call from many threads/greenlets.
+
+    Methods raise :class:`StoreUnavailable` when the backend cannot answer.
+    """
+
+    def check(self) -> None:
+        """Raise StoreUnavailable (with a message fit for an operator) unless the store works."""
+        raise NotImplementedError
+
+    def create_task(self, title: str, body: str | None, runner: str,
+                    extra: dict[str, Any] | None = None) -> Task:
+        """Insert a ``queued`` task and its ``created`` event; return the task."""
+        raise NotImplementedError
+
+    def get_task(self, task_id: int) -> Task:
+        """Return the task, or raise TaskNotFound."""
+        raise NotImplementedError
+
+    def list_tasks(self, limit: int, status: TaskStatus | None = None,
+                   before_id: int | None = None) -> list[Task]:
+        """Return up to ``limit`` tasks newest first, with ``id < before_id`` when given."""
+        raise NotImplementedError
+
+    def mark_running(self, task_id: int) -> Task:
+        """Move a queued task to ``running`` and append its ``status`` event.
+
+        Raise TaskFinished if it ended meanwhile (a cancel won the race)."""
+        raise NotImplementedError
+
+    def append_event(self, task_id: int, kind: str, data: dict[str, Any]) -> Event:
+        """Append a non-terminal event to the task's log and return it."""
+        raise NotImplementedError
+
+    def finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> Event:
+        """End the task: set the terminal ``status`` and append its terminal event.
+
+        Exactly one finish succeeds per task; later calls raise TaskFinished."""
+        raise NotImplementedError
+
+    def request_cancel(self, task_id: int) -> Task:
+        """Cancel a queued task at once (with its ``canceled`` event), or flag a running one.
+
+        Return the task afterwards. Raise TaskFinished for a terminal task. Twice is harmless."""
+        raise NotImplementedError
+
+    def is_cancel_requested(self, task_id: int) -> bool:
+        """True once request_cancel flagged the running task (from any process)."""
+        raise NotImplementedError
+
+    def events_after(self, task_id: int, after_id: int, limit: int = 100) -> list[Event]:
+        """Return up to ``limit`` events of the task with ``id > after_id``, oldest first."""
+        raise NotImplementedError
+
+    def wait_events(self, task_id: int, after_id: int, timeout: float,
+                    limit: int = 100) -> list[Event]:
+        """Like events_after, but wait up to ``timeout`` seconds for one to arrive.
+
+        Returns as soon as an event is there; an empty list means the timeout passed."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections and background pollers."""

@@ -1,0 +1,154 @@
+"""The in-process store: dicts guarded by one lock, one condition per task for waiting streams.
+
+Serves one process only (gunicorn must run a single worker with it); everything is lost when
+the process exits. Under gevent the lock and conditions are gevent's, so a waiting stream
+yields to the loop instead of blocking it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from .base import (Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore,
+                   TERMINAL_KINDS)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Record:
+    __slots__ = ("task", "events", "event_ids", "changed", "cancel_requested")
+
+    def __init__(self, task: Task, changed: threading.Condition):
+        self.task = task
+        self.events: list[Event] = []
+        self.event_ids: list[int] = []  # parallel to events, for bisect
+        self.changed = changed
+        self.cancel_requested = False
+
+
+class MemoryStore(TaskStore):
+    """Tasks and events in dicts; ids count from 1 like a fresh database."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow):
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._records: dict[int, _Record] = {}
+        self._last_task_id = 0
+        self._last_event_id = 0  # one sequence for all tasks, as in the database
+
+    def check(self) -> None:
+        return None
+
+    def create_task(self, title, body, runner, extra=None):
+        with self._lock:
+            self._last_task_id += 1
+            task = Task(id=self._last_task_id, title=title, status=TaskStatus.QUEUED,
+                        created_at=self._clock(), body=body, runner=runner,
+                        extra=dict(extra or {}))
+            record = _Record(task, threading.Condition(self._lock))
+            self._records[task.id] = record
+            self._append(record, "created", {"body": body, "runner": runner, **task.extra})
+            return task
+
+    def get_task(self, task_id):
+        with self._lock:
+            return self._record(task_id).task
+
+    def list_tasks(self, limit, status=None, before_id=None):
+        with self._lock:
+            found = []
+            for task_id in sorted(self._records, reverse=True):
+                if before_id is not None and task_id >= before_id:
+                    continue
+                task = self._records[task_id].task
+                if status is None or task.status == status:
+                    found.append(task)
+                    if len(found) >= limit:
+                        break
+            return found
+
+    def mark_running(self, task_id):
+        with self._lock:
+            record = self._record(task_id)
+            if record.task.status.is_terminal:
+                raise TaskFinished(task_id, record.task.status)
+            event = self._append(record, "status", {"status": TaskStatus.RUNNING.value})
+            record.task = dataclasses.replace(record.task, status=TaskStatus.RUNNING,
+                                   started_at=event.created_at)
+            return record.task
+
+    def append_event(self, task_id, kind, data):
+        if kind in TERMINAL_KINDS:
+            raise ValueError(f"terminal event {kind!r} must go through finish()")
+        with self._lock:
+            return self._append(self._record(task_id), kind, data)
+
+    def finish(self, task_id, status, data):
+        status = TaskStatus(status)
+        with self._lock:
+            record = self._record(task_id)
+            if record.task.status.is_terminal:
+                raise TaskFinished(task_id, record.task.status)
+            event = self._append(record, status.value, data)
+            record.task = dataclasses.replace(
+                record.task, status=status, finished_at=event.created_at,
+                error=None if status == TaskStatus.DONE else data.get("reason"),
+                cancel_requested=False)
+            return event
+
+    def request_cancel(self, task_id):
+        with self._lock:
+            record = self._record(task_id)
+            status = record.task.status
+            if status.is_terminal:
+                raise TaskFinished(task_id, status)
+            if status == TaskStatus.QUEUED:
+                self.finish(task_id, TaskStatus.CANCELED, {"reason": "canceled before it started"})
+            else:
+                record.cancel_requested = True
+                record.task = dataclasses.replace(record.task, cancel_requested=True)
+            return record.task
+
+    def is_cancel_requested(self, task_id):
+        with self._lock:
+            return self._record(task_id).cancel_requested
+
+    def events_after(self, task_id, after_id, limit=100):
+        with self._lock:
+            record = self._record(task_id)
+            start = bisect.bisect_right(record.event_ids, after_id)
+            return record.events[start:start + limit]
+
+    def wait_events(self, task_id, after_id, timeout, limit=100):
+        with self._lock:
+            record = self._record(task_id)
+            record.changed.wait_for(lambda: record.event_ids[-1] > after_id, timeout)
+            start = bisect.bisect_right(record.event_ids, after_id)
+            return record.events[start:start + limit]
+
+    def close(self) -> None:
+        return None
+
+    # -- internals; callers hold the lock ---------------------------------------------------
+
+    def _record(self, task_id: int) -> _Record:
+        try:
+            return self._records[task_id]
+        except KeyError:
+            raise TaskNotFound(f"task {task_id} not found") from None
+
+    def _append(self, record: _Record, kind: str, data: dict[str, Any]) -> Event:
+        self._last_event_id += 1
+        event = Event(id=self._last_event_id, task_id=record.task.id, kind=kind,
+                      created_at=self._clock(), data=data)
+        record.events.append(event)
+        record.event_ids.append(event.id)
+        record.changed.notify_all()
+        return event

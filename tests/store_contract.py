@@ -1,0 +1,163 @@
+"""The store contract's tests, written once; each backend's test module subclasses
+:class:`StoreContract` and provides a ``store`` fixture (a fresh, empty store)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from app.store import TaskFinished, TaskNotFound, TaskStatus, TERMINAL_KINDS
+
+
+class StoreContract:
+    def test_create_queues_a_task_with_its_created_event(self, store):
+        task = store.create_task("Build X", "notes\nmore", "dev", {"recipe": "build"})
+        assert task.status == TaskStatus.QUEUED
+        assert (task.title, task.body, task.runner) == ("Build X", "notes\nmore", "dev")
+        again = store.get_task(task.id)
+        assert (again.title, again.body, again.runner, again.status) == (
+            "Build X", "notes\nmore", "dev", TaskStatus.QUEUED)
+        assert again.extra == {"recipe": "build"}
+        [created] = store.events_after(task.id, 0)
+        assert created.kind == "created" and created.task_id == task.id
+        assert created.data["body"] == "notes\nmore"
+
+    def test_ids_increase(self, store):
+        first = store.create_task("a", None, "dev")
+        second = store.create_task("b", None, "dev")
+        assert second.id > first.id >= 1
+
+    def test_unknown_task(self, store):
+        with pytest.raises(TaskNotFound):
+            store.get_task(987654)
+        with pytest.raises(TaskNotFound):
+            store.events_after(987654, 0)
+
+    def test_list_is_newest_first_with_filter_and_cursor(self, store):
+        ids = [store.create_task(f"t{n}", None, "dev").id for n in range(5)]
+        store.mark_running(ids[1])
+        assert [t.id for t in store.list_tasks(10)] == ids[::-1]
+        assert [t.id for t in store.list_tasks(2)] == [ids[4], ids[3]]
+        assert [t.id for t in store.list_tasks(2, before_id=ids[3])] == [ids[2], ids[1]]
+        assert [t.id for t in store.list_tasks(10, status=TaskStatus.RUNNING)] == [ids[1]]
+        listed = store.list_tasks(10, status=TaskStatus.RUNNING)[0]
+        assert listed.started_at is not None and listed.runner == "dev"
+
+    def test_lifecycle_events_and_derived_fields(self, store):
+        task = store.create_task("t", "b", "dev")
+        running = store.mark_running(task.id)
+        assert running.status == TaskStatus.RUNNING and running.started_at is not None
+        tick = store.append_event(task.id, "tick", {"n": 1})
+        end = store.finish(task.id, TaskStatus.FAILED, {"reason": "exit code 2"})
+        assert end.kind == "failed" and end.id > tick.id
+        final = store.get_task(task.id)
+        assert final.status == TaskStatus.FAILED
+        assert final.error == "exit code 2" and final.finished_at is not None
+        assert [e.kind for e in store.events_after(task.id, 0)] == [
+            "created", "status", "tick", "failed"]
+
+    def test_exactly_one_terminal_event(self, store):
+        task = store.create_task("t", None, "dev")
+        store.mark_running(task.id)
+        store.finish(task.id, TaskStatus.DONE, {})
+        with pytest.raises(TaskFinished) as info:
+            store.finish(task.id, TaskStatus.FAILED, {"reason": "late"})
+        assert info.value.status == TaskStatus.DONE
+        kinds = [e.kind for e in store.events_after(task.id, 0)]
+        assert sum(k in TERMINAL_KINDS for k in kinds) == 1
+
+    def test_terminal_kinds_only_through_finish(self, store):
+        task = store.create_task("t", None, "dev")
+        with pytest.raises(ValueError):
+            store.append_event(task.id, "done", {})
+
+    def test_cancel_queued_ends_it_and_mark_running_loses(self, store):
+        task = store.create_task("t", None, "dev")
+        canceled = store.request_cancel(task.id)
+        assert canceled.status == TaskStatus.CANCELED
+        with pytest.raises(TaskFinished):
+            store.mark_running(task.id)
+        assert [e.kind for e in store.events_after(task.id, 0)] == ["created", "canceled"]
+        with pytest.raises(TaskFinished):
+            store.request_cancel(task.id)
+
+    def test_cancel_running_flags_it(self, store):
+        task = store.create_task("t", None, "dev")
+        store.mark_running(task.id)
+        assert not store.is_cancel_requested(task.id)
+        flagged = store.request_cancel(task.id)
+        assert flagged.status == TaskStatus.RUNNING and flagged.cancel_requested
+        assert store.request_cancel(task.id).cancel_requested  # twice is harmless
+        assert store.is_cancel_requested(task.id)
+        assert store.get_task(task.id).cancel_requested
+        store.finish(task.id, TaskStatus.CANCELED, {"reason": "canceled by an admin"})
+        final = store.get_task(task.id)
+        assert final.status == TaskStatus.CANCELED and not final.cancel_requested
+        assert [e.kind for e in store.events_after(task.id, 0)] == [
+            "created", "status", "canceled"]
+
+    def test_events_after_pages_in_order(self, store):
+        task = store.create_task("t", None, "dev")
+        store.mark_running(task.id)
+        for n in range(25):
+            store.append_event(task.id, "tick", {"n": n})
+        seen, last = [], 0
+        while page := store.events_after(task.id, last, limit=7):
+            assert len(page) <= 7
+            seen.extend(page)
+            last = page[-1].id
+        assert [e.id for e in seen] == sorted(e.id for e in seen)
+        assert [e.data.get("n") for e in seen if e.kind == "tick"] == list(range(25))
+
+    def test_event_fields(self, store):
+        task = store.create_task("t", None, "dev")
+        event = store.append_event(task.id, "log", {"line": "héllo ✓", "nested": {"a": [1, 2]}})
+        [stored] = store.events_after(task.id, event.id - 1)
+        assert stored == event
+        assert stored.created_at.tzinfo is not None
+
+    def test_wait_returns_at_once_when_events_exist(self, store):
+        task = store.create_task("t", None, "dev")
+        started = time.monotonic()
+        assert [e.kind for e in store.wait_events(task.id, 0, timeout=30)] == ["created"]
+        assert time.monotonic() - started < 30
+
+    def test_wait_times_out_empty(self, store):
+        task = store.create_task("t", None, "dev")
+        [created] = store.events_after(task.id, 0)
+        assert store.wait_events(task.id, created.id, timeout=0.05) == []
+
+    def test_wait_wakes_on_append(self, store):
+        task = store.create_task("t", None, "dev")
+        [created] = store.events_after(task.id, 0)
+        writer = threading.Timer(0.05, store.append_event, (task.id, "tick", {"n": 1}))
+        writer.start()
+        try:
+            got = store.wait_events(task.id, created.id, timeout=30)
+        finally:
+            writer.join()
+        assert [e.kind for e in got] == ["tick"]
+
+    def test_concurrent_writers_keep_every_event(self, store):
+        tasks = [store.create_task(f"t{n}", None, "dev") for n in range(4)]
+        barrier = threading.Barrier(len(tasks))
+
+        def write(task):
+            barrier.wait()
+            for n in range(50):
+                store.append_event(task.id, "tick", {"n": n})
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in tasks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        all_ids = []
+        for task in tasks:
+            events = store.events_after(task.id, 0, limit=1000)
+            ticks = [e.data["n"] for e in events if e.kind == "tick"]
+            assert ticks == list(range(50))
+            all_ids.extend(e.id for e in events)
+        assert len(all_ids) == len(set(all_ids))
