@@ -50,9 +50,10 @@ _STATUS = {
 }
 
 
-def error_response(message: str, status: int, headers=None, **extra):
+def error_response(message: str, code: int, headers=None, **extra):
+    """A JSON error answer; ``extra`` adds fields beside ``error``."""
     response = jsonify({"error": message, **extra})
-    response.status_code = status
+    response.status_code = code
     if headers:
         response.headers.update(headers)
     return response
