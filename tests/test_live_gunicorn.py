@@ -20,7 +20,9 @@ pytestmark = pytest.mark.live
 ADMIN = "live-admin-token"
 SECRET = "live-stream-secret-0123456789"
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_STREAM_SECRET": SECRET,
-       "OPS_DEV_TICK_SECONDS": "0.1", "OPS_HEARTBEAT_SECONDS": "0.3", "OPS_QUEUE_SIZE": "200"}
+       "OPS_DEV_TICK_SECONDS": "0.1", "OPS_HEARTBEAT_SECONDS": "0.3", "OPS_QUEUE_SIZE": "200",
+       # gevent reports any greenlet that holds the event loop longer than this.
+       "GEVENT_MONITOR_THREAD_ENABLE": "true", "GEVENT_MAX_BLOCKING_TIME": "0.2"}
 HEADERS = {"X-Admin-Token": ADMIN}
 
 
@@ -146,3 +148,23 @@ def test_fifty_concurrent_streams_are_complete(server):
         assert [e["kind"] for e in got] == DEV_KINDS
         assert [e["id"] for e in got] == sorted(e["id"] for e in got)
     assert "Using worker: gevent" in server.log()
+    assert "appears to be blocked" not in server.log()
+
+
+@pytest.mark.parametrize("env, workers, message", [
+    ({}, 1, "SETTINGS_ADMIN_TOKEN is not set"),
+    ({"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": "short"}, 1,
+     "OPS_STREAM_SECRET must be"),
+    ({"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_WORKERS": "lots"}, 1, "OPS_WORKERS must be"),
+    ({"SETTINGS_ADMIN_TOKEN": ADMIN}, 2, "must run one worker"),
+])
+def test_refuses_to_start_with_a_one_line_error(env, workers, message):
+    server = GunicornServer(env, workers=workers)
+    try:
+        with pytest.raises(AssertionError, match="gunicorn exited with 1"):
+            server.start()
+        errors = [line for line in server.log().splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and message in errors[0]
+        assert ADMIN not in server.log()
+    finally:
+        server.close()
