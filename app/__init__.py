@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .errors import register_error_handlers
     from .executor import Executor, build_runners
     from .extensions import Ops
-    from .http import register_blueprints
+    from .http import register_blueprints, security
     from .store import make_store
     from .stream import StreamTracker
 
@@ -41,8 +41,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     app.extensions["ops"] = Ops(
         settings=settings, store=store, executor=executor,
         tokens=StreamTokens(settings.stream_secrets, settings.stream_token_ttl),
-        streams=StreamTracker())
+        streams=StreamTracker(settings.max_streams))
 
     register_error_handlers(app)
     register_blueprints(app)
+    security.init_app(app, settings.cors_origins)
     return app

@@ -34,6 +34,10 @@ class Settings:
     stream_token_ttl: float = 300.0
     dev_tick_seconds: float = 0.5
     task_timeout: float = 3600.0
+    max_streams: int = 900
+    cors_origins: frozenset[str] = frozenset()
+    stream_max_seconds: float = 3600.0
+    stream_send_timeout: float = 30.0
     max_title_length: int = 200
     max_body_length: int = 10_000
     max_request_bytes: int = 64 * 1024
@@ -87,6 +91,13 @@ class Settings:
             dev_tick_seconds=_number(env, "OPS_DEV_TICK_SECONDS", float, 0.5, low=0, high=3600),
             task_timeout=_number(env, "OPS_TASK_TIMEOUT_SECONDS", float, 3600.0, low=1,
                                  high=7 * 86_400),
+            cors_origins=frozenset(o.strip().rstrip("/") for o in
+                                   env.get("OPS_CORS_ORIGINS", "").split(",") if o.strip()),
+            max_streams=_number(env, "OPS_MAX_STREAMS", int, 900, low=1, high=1_000_000),
+            stream_max_seconds=_number(env, "OPS_STREAM_MAX_SECONDS", float, 3600.0, low=1,
+                                       high=7 * 86_400),
+            stream_send_timeout=_number(env, "OPS_STREAM_SEND_TIMEOUT", float, 30.0, low=0.1,
+                                        high=3600),
             max_title_length=_number(env, "OPS_MAX_TITLE_LENGTH", int, 200, low=1, high=10_000),
             max_body_length=_number(env, "OPS_MAX_BODY_LENGTH", int, 10_000, low=0, high=1_000_000),
             max_request_bytes=_number(env, "OPS_MAX_REQUEST_BYTES", int, 64 * 1024, low=1024,

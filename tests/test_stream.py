@@ -83,3 +83,33 @@ def test_client_disconnect_closes_the_stream(admin_for):
     assert ops.streams.open == 0
     admin.post(f"/ops/tasks/{task_id}/cancel")
     wait_until(lambda: admin.get(f"/ops/tasks/{task_id}").get_json()["status"] == "canceled")
+
+
+def test_stream_cap_answers_503_with_retry_after(admin_for):
+    admin = admin_for(dev_tick_seconds=30, max_streams=1)
+    task_id = admin.create()["id"]
+    first = stream(admin, task_id, buffered=False)
+    try:
+        refused = stream(admin, task_id)
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert "streams" in refused.get_json()["error"]
+    finally:
+        first.close()
+    second = stream(admin, task_id, buffered=False)
+    assert second.status_code == 200  # the slot came back when the first closed
+    second.close()
+
+
+def test_stream_ends_at_its_maximum_lifetime_and_resumes(admin_for):
+    admin = admin_for(dev_tick_seconds=0.15, heartbeat_seconds=0.05, stream_max_seconds=0.2)
+    task_id = admin.create()["id"]
+    seen, last, connections = [], 0, 0
+    for connections in range(1, 100):  # each connection lives ~0.2 s; the task ~0.6 s
+        got = events(stream(admin, task_id, f"?last_event_id={last}").get_data(as_text=True))
+        seen.extend(got)
+        last = got[-1]["id"] if got else last
+        if seen and seen[-1]["kind"] == "done":
+            break
+    assert [e["kind"] for e in seen] == DEV_KINDS
+    assert len({e["id"] for e in seen}) == len(seen)
+    assert connections > 1

@@ -199,4 +199,5 @@ class TaskStore:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release connections and background pollers."""
+        """Release connections and pollers, and wake every ``wait_events`` under way: from
+        now on it returns at once (with what is there, maybe nothing)."""
