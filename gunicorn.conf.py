@@ -43,9 +43,10 @@ def _grace(cfg):
 
 
 def post_worker_init(worker):
-    """On SIGTERM, end this worker's tasks and streams right away (see app/lifecycle.py)."""
-    from app.lifecycle import on_sigterm
+    """Start background work; on SIGTERM end tasks and streams at once (app/lifecycle.py)."""
+    from app.lifecycle import on_sigterm, start_background
 
+    start_background(worker.wsgi)
     on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
 
 

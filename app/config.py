@@ -36,6 +36,8 @@ class Settings:
     task_timeout: float = 3600.0
     max_streams: int = 900
     cors_origins: frozenset[str] = frozenset()
+    retention_seconds: float | None = None
+    retention_interval: float = 60.0
     stream_max_seconds: float = 3600.0
     stream_send_timeout: float = 30.0
     max_title_length: int = 200
@@ -76,8 +78,14 @@ class Settings:
             raise ConfigError(f"{missing} is not set: the Supabase store needs both "
                               "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or neither)")
 
+        # The in-process store forgets everything at exit anyway: bound it by default.
+        retention = _number(env, "OPS_RETENTION_SECONDS", float, 0 if url else 86_400, low=0,
+                            high=10 * 365 * 86_400) or None
         return cls(
             admin_token=admin_token,
+            retention_seconds=retention,
+            retention_interval=_number(env, "OPS_RETENTION_INTERVAL", float, 60.0, low=0.1,
+                                       high=86_400),
             dev_mode=_flag(env, "DEV_LOCAL_LLM"),
             stream_secrets=secrets,
             stream_secret_is_fallback=fallback,

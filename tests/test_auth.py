@@ -7,16 +7,36 @@ import pytest
 from app.auth.stream_tokens import StreamTokens, TokenForOtherTask, TokenInvalid
 from conftest import ADMIN, SECRET
 
-# Every endpoint with a method and a request that would otherwise succeed.
-ENDPOINTS = [
-    ("post", "/ops/tasks", {"json": {"title": "x"}}),
-    ("get", "/ops/tasks", {}),
-    ("get", "/ops/tasks/1", {}),
-    ("post", "/ops/tasks/1/cancel", {}),
-    ("get", "/ops/tasks/1/stream", {}),
-    ("post", "/ops/stream_tokens", {"json": {"task_id": 1}}),
-    ("get", "/ops/stats", {}),
-]
+# A request that would succeed for each endpoint that needs a body; the rest need none.
+BODIES = {("POST", "/ops/tasks"): {"title": "x"}, ("POST", "/ops/stream_tokens"): {"task_id": 1}}
+PUBLIC = {"/healthz", "/static/<path:filename>"}
+
+
+def gated_endpoints():
+    """Every (method, path) the app serves except the public ones, read from its URL map, so
+    that a new endpoint is covered without anyone remembering to list it."""
+    from conftest import make_settings
+    from app import create_app
+
+    app = create_app(make_settings())
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule in PUBLIC:
+            continue
+        path = rule.rule.replace("<task_id:task_id>", "1")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((method, path))
+    app.extensions["ops"].executor.shutdown(grace=1)
+    return found
+
+
+ENDPOINTS = gated_endpoints()
+
+
+def call(client, method, path, headers=None, query=""):
+    body = BODIES.get((method, path))
+    return client.open(path + query, method=method, headers=headers or {},
+                       **({"json": body} if body is not None else {}))
 
 
 @pytest.fixture
@@ -24,20 +44,42 @@ def one_task(admin):
     return admin.create("exists")["id"]
 
 
-@pytest.mark.parametrize("method, path, kwargs", ENDPOINTS)
-@pytest.mark.parametrize("headers", [{}, {"X-Admin-Token": "wrong"}, {"X-Admin-Token": ""},
-                                     {"Authorization": f"Bearer {ADMIN}"}])
-def test_every_endpoint_rejects_missing_or_wrong_admin_token(client, one_task, method, path,
-                                                             kwargs, headers):
-    response = getattr(client, method)(path, headers=headers, **kwargs)
+@pytest.mark.parametrize("method, path", ENDPOINTS)
+@pytest.mark.parametrize("headers, query", [
+    ({}, ""),                                          # no token
+    ({"X-Admin-Token": "wrong"}, ""),                  # wrong token
+    ({"X-Admin-Token": ""}, ""),
+    ({"Authorization": f"Bearer {ADMIN}"}, ""),        # right token, wrong place
+    ({"Cookie": f"admin_token={ADMIN}"}, ""),
+    ({}, f"?token={ADMIN}"),
+], ids=["none", "wrong", "empty", "bearer", "cookie", "as-stream-token"])
+def test_every_endpoint_rejects_missing_or_misplaced_admin_token(client, one_task, method,
+                                                                 path, headers, query):
+    response = call(client, method, path, headers, query)
     assert response.status_code == 401
     error = response.get_json()["error"]
     assert error and ADMIN not in error
 
 
-@pytest.mark.parametrize("method, path, kwargs", ENDPOINTS)
-def test_every_endpoint_admits_the_admin_token(admin, one_task, method, path, kwargs):
-    response = getattr(admin, method if method == "get" else "post")(path, **kwargs)
+@pytest.mark.parametrize("method, path", ENDPOINTS)
+def test_query_admin_token_is_refused_outside_dev_mode(admin_for, method, path):
+    admin = admin_for(dev_mode=False)
+    response = call(admin.client, method, path, query=f"?admin_token={ADMIN}")
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("method, path", ENDPOINTS)
+def test_stream_tokens_open_nothing_but_their_own_stream(admin, client, one_task, method, path):
+    other = admin.create("other")["id"]
+    token = admin.post("/ops/stream_tokens", json={"task_id": other}).get_json()["token"]
+    response = call(client, method, path, query=f"?token={token}")
+    expected = 403 if path == f"/ops/tasks/{one_task}/stream" else 401
+    assert response.status_code == expected
+
+
+@pytest.mark.parametrize("method, path", ENDPOINTS)
+def test_every_endpoint_admits_the_admin_token(admin, one_task, method, path):
+    response = call(admin.client, method, path, admin.headers)
     assert response.status_code < 400 or response.status_code == 409  # cancel of a done task
 
 

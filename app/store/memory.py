@@ -135,6 +135,14 @@ class MemoryStore(TaskStore):
             start = bisect.bisect_right(record.event_ids, after_id)
             return record.events[start:start + limit]
 
+    def purge_finished(self, before, limit):
+        with self._lock:
+            ended = sorted((r.task.finished_at, task_id) for task_id, r in self._records.items()
+                           if r.task.status.is_terminal and r.task.finished_at < before)
+            for _, task_id in ended[:limit]:
+                del self._records[task_id]
+            return min(len(ended), limit)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
