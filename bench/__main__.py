@@ -10,6 +10,7 @@ import argparse
 import math
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -34,6 +35,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="the report to write (default: "
                         "docs/performance.md for a full run, none for --quick)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    parser.add_argument("--compare", metavar="REV", help="also run ours as of this git revision "
+                        "(side 'before') in the latency and streams scenarios")
     args = parser.parse_args(argv)
     if args.runs is not None and not 1 <= args.runs <= 9:
         parser.error("--runs must be between 1 and 9")
@@ -49,15 +52,29 @@ def rounded(result: dict) -> dict:
     return {key: short(value) for key, value in result.items()}
 
 
-def alternate(name: str, module, scale, runs: int, logdir: Path,
-              report: reporting.Report) -> tuple[dict, dict]:
-    """Run ours and the peer ``runs`` times each, swapping who goes first; return medians."""
-    results: dict[str, list[dict]] = {"ours": [], "peer": []}
+def checkout(revision: str, logdir: Path) -> Path:
+    """The service's files as of ``revision``, extracted into ``logdir``."""
+    root = logdir / "before"
+    root.mkdir()
+    archive = subprocess.run(["git", "archive", revision, "app", "wsgi.py", "gunicorn.conf.py"],
+                             cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root
+
+
+def alternate(name: str, module, scale, runs: int, logdir: Path, report: reporting.Report,
+              before: Path | None) -> dict[str, dict]:
+    """Run each side ``runs`` times, rotating who goes first; return each side's medians."""
+    sides = ["ours", "peer"] + (["before"] if before else [])
+    starts = {"ours": lambda: module.run_ours(scale, logdir),
+              "peer": lambda: module.run_peer(scale, logdir),
+              "before": lambda: module.run_ours(scale, logdir, side="before", root=before)}
+    results: dict[str, list[dict]] = {side: [] for side in sides}
     for n in range(runs):
-        for side in ("ours", "peer") if n % 2 == 0 else ("peer", "ours"):
+        for side in sides[n % len(sides):] + sides[:n % len(sides)]:
             say(f"{name}: run {n + 1} of {runs}, {side}")
             try:
-                result = getattr(module, f"run_{side}")(scale, logdir)
+                result = starts[side]()
             except Exception as error:  # one failed run is reported, the others still count
                 say(f"{name}: {side} failed: {error}")
                 result = {"failed": str(error)[:500]}
@@ -70,23 +87,28 @@ def alternate(name: str, module, scale, runs: int, logdir: Path,
         if not good:
             report.not_measured[f"{name}, {side}"] = f"every run failed: {side_runs[0]['failed']}"
         medians[side] = median_of_runs(good)
-    return medians["ours"], medians["peer"]
+    if before:
+        report.before[name] = (medians["before"], medians["ours"])
+    return medians
 
 
 def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> None:
     chosen = args.scenario or list(SCENARIOS)
     runs = args.runs or (1 if args.quick else 3)
+    before = checkout(args.compare, logdir) if args.compare else None
+    if before:
+        report.settings["Before"] = f"ours as of `{args.compare}`, run alternately as a third side"
     if "latency" in chosen:
         scale = latency.QUICK if args.quick else latency.FULL
         report.settings["Delivery latency and CPU per event"] = latency.describe(scale)
-        ours, peer = alternate("latency", latency, scale, runs, logdir, report)
-        report.rows += latency.rows(ours, peer, scale)
+        medians = alternate("latency", latency, scale, runs, logdir, report, before)
+        report.rows += latency.rows(medians["ours"], medians["peer"], scale)
     if "streams" in chosen:
         scale = streams.QUICK if args.quick else streams.FULL
         report.settings["Concurrent streams"] = streams.describe(scale)
         # the longest scenario: two runs a side keep `make bench` within its quarter hour
-        ours, peer = alternate("streams", streams, scale, min(runs, 2), logdir, report)
-        report.rows += streams.rows(ours, peer, scale)
+        medians = alternate("streams", streams, scale, min(runs, 2), logdir, report, before)
+        report.rows += streams.rows(medians["ours"], medians["peer"], scale)
     if "creation" in chosen:
         scale = creation.QUICK if args.quick else creation.FULL
         report.settings["Task creation"] = creation.describe(scale)

@@ -32,6 +32,7 @@ class Report:
     runs: dict[str, list] = dataclasses.field(default_factory=dict)
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
     not_measured: dict[str, str] = dataclasses.field(default_factory=dict)
+    before: dict[str, tuple[dict, dict]] = dataclasses.field(default_factory=dict)
 
 
 def machine() -> str:
@@ -109,6 +110,15 @@ def render(report: Report) -> str:
     if report.settings:
         lines += ["", "## Settings of each scenario", ""]
         lines += [f"- **{name}**: {text}" for name, text in report.settings.items()]
+    if report.before:
+        lines += ["", "## Before and after", "",
+                  "Medians of ours as of the compared revision (before) and now, run alternately "
+                  "in the same run.", "",
+                  "| Scenario | Figure | Before | Now | Ratio |", "| --- | --- | --- | --- | --- |"]
+        for name, (old, new) in report.before.items():
+            for key in sorted(set(old) & set(new)):
+                lines.append(f"| {name} | {key} | {number(old[key], 2)} | {number(new[key], 2)} "
+                             f"| {ratio(new[key], old[key])} |")
     if report.not_measured:
         lines += ["", "## Not measured", ""]
         lines += [f"- **{name}**: {reason}" for name, reason in report.not_measured.items()]

@@ -45,11 +45,11 @@ def request(port: int, method: str, path: str, body=None, headers=None, timeout:
 class Gunicorn:
     """A gunicorn master with one gevent worker; ``worker_pid`` is what gets measured."""
 
-    side = ""
-
-    def __init__(self, logdir: Path, argv: list[str], env: dict[str, str]):
+    def __init__(self, logdir: Path, argv: list[str], env: dict[str, str], *, side: str,
+                 root: Path = ROOT):
+        self.side = side
         self.port = int(env["BENCH_PORT"])
-        self.process = Process(f"{self.side}-gunicorn", argv, logdir=logdir, env=env, cwd=ROOT)
+        self.process = Process(f"{side}-gunicorn", argv, logdir=logdir, env=env, cwd=root)
         try:
             wait_for(self._ready, START_TIMEOUT, f"{self.side} server on port {self.port}")
             self.worker_pid = wait_for(lambda: children(self.process.pid), 5, "its worker")[0]
@@ -81,18 +81,17 @@ class Gunicorn:
 
 
 class Ours(Gunicorn):
-    """``gunicorn -c gunicorn.conf.py wsgi:app`` on the in-process store and the dev runner."""
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` on the in-process store and the dev runner,
+    from this checkout or, as ``side="before"``, from another one (``root``)."""
 
-    side = "ours"
-
-    def __init__(self, logdir: Path, **settings: str):
+    def __init__(self, logdir: Path, *, side: str = "ours", root: Path = ROOT, **settings: str):
         port = free_port()
         env = clean_env(SETTINGS_ADMIN_TOKEN=ADMIN, OPS_STREAM_SECRET=STREAM_SECRET,
                         DEV_LOCAL_LLM="1", WEB_CONCURRENCY="1", OPS_BIND=f"127.0.0.1:{port}",
-                        OPS_ACCESS_LOG=str(logdir / "ours-access.log"), BENCH_PORT=str(port),
+                        OPS_ACCESS_LOG=str(logdir / f"{side}-access.log"), BENCH_PORT=str(port),
                         **settings)
         argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-        super().__init__(logdir, argv, env)
+        super().__init__(logdir, argv, env, side=side, root=root)
 
     headers = {"X-Admin-Token": ADMIN}
 
@@ -149,8 +148,6 @@ class Redis:
 class Peer(Gunicorn):
     """The Flask-SSE app of ``bench/peer`` on its own redis-server."""
 
-    side = "peer"
-
     def __init__(self, logdir: Path, worker_connections: int = 1000):
         self.redis = Redis(logdir)
         port = free_port()
@@ -160,7 +157,7 @@ class Peer(Gunicorn):
         argv = [sys.executable, "-m", "gunicorn", "-c", "bench/peer/gunicorn.conf.py",
                 "bench.peer.app:app"]
         try:
-            super().__init__(logdir, argv, env)
+            super().__init__(logdir, argv, env, side="peer")
         except BaseException:
             self.redis.process.stop()
             raise

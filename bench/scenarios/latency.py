@@ -43,11 +43,11 @@ FULL = Scale(clients=1000, tasks=100, interval=0.5, seconds=15)
 QUICK = Scale(clients=100, tasks=10, interval=0.5, seconds=4)
 
 
-def run_ours(scale: Scale, logdir: Path) -> dict:
+def run_ours(scale: Scale, logdir: Path, **checkout) -> dict:
     settings = {"OPS_DEV_TICK_SECONDS": str(scale.interval), "OPS_DEV_TICKS": str(scale.ticks),
                 "OPS_WORKERS": str(scale.tasks), "OPS_MAX_STREAMS": str(scale.clients + 100),
                 "OPS_WORKER_CONNECTIONS": str(scale.clients + 200)}
-    with Ours(logdir, **settings) as server:
+    with Ours(logdir, **checkout, **settings) as server:
         task_ids = [server.create_task(f"bench {n}") for n in range(scale.tasks)]
         paths = [server.stream_path(task_ids[n % scale.tasks]) for n in range(scale.clients)]
         return measure(server, paths, scale, logdir)

@@ -48,12 +48,12 @@ def peer_streams(scale: Scale) -> int:
     return min(scale.streams, (raise_fd_limit() - FDS_SPARE) // 2)
 
 
-def run_ours(scale: Scale, logdir: Path) -> dict:
+def run_ours(scale: Scale, logdir: Path, **checkout) -> dict:
     settings = {"OPS_MAX_STREAMS": str(scale.streams + 100),
                 "OPS_WORKER_CONNECTIONS": str(scale.streams + 200),
                 "OPS_HEARTBEAT_SECONDS": str(scale.heartbeat), "OPS_DEV_TICK_SECONDS": "3600",
                 "OPS_WORKERS": "1", "OPS_QUEUE_SIZE": str(scale.tasks)}
-    with Ours(logdir, **settings) as server:
+    with Ours(logdir, **checkout, **settings) as server:
         task_ids = [server.create_task(f"idle {n}") for n in range(scale.tasks)]
         paths = [server.stream_path(task_ids[n % scale.tasks]) for n in range(scale.streams)]
         return measure(server, paths, scale, logdir)
