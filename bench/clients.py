@@ -153,7 +153,8 @@ async def run() -> None:
             errors[str(error) or type(error).__name__] += 1
 
     await asyncio.gather(*(open_stream(path) for path in spec["paths"]))
-    opened = sum(s.opened.done() and not s.opened.exception() for s in streams)
+    opened = sum(s.opened.done() and not s.opened.cancelled() and s.opened.exception() is None
+                 for s in streams)
     print(json.dumps({"open": opened, "failed": len(spec["paths"]) - opened,
                       "errors": dict(errors.most_common(5))}), flush=True)
 

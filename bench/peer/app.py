@@ -1,6 +1,12 @@
 """The peer app: Flask-SSE's blueprint at ``/stream?channel=...``, used as its docs show, and
 publishers that stand in for running tasks.
 
+One change from Flask-SSE as shipped, in its favour: its ``redis`` property builds a new
+client, and so a new connection, for every publish; with redis-py 8 that costs more than the
+publish itself (each new connection reads the package's metadata from disk). Here one client
+per process is kept, as a careful user would, so that the comparison is of pub/sub and not
+of connection set-up.
+
 ``POST /publish {"channels", "ticks", "interval", "kind"}`` starts one publisher per channel
 (``task-1`` ... ``task-N``) in this worker, as our dev runner runs in ours: each sleeps
 ``interval``, then ``sse.publish``-es an event shaped like ours (id, task_id, kind,
@@ -15,11 +21,30 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from flask import Flask, jsonify, request
-from flask_sse import sse
+from flask import Flask, current_app, jsonify, request
+from flask_sse import ServerSentEventsBlueprint
+from redis import StrictRedis
 
 MAX_CHANNELS = 100_000
 MAX_TICKS = 100_000
+MAX_CONNECTIONS = 1_000_000
+
+
+class PooledServerSentEvents(ServerSentEventsBlueprint):
+    """Flask-SSE's blueprint with one Redis client (and connection pool) per app."""
+
+    @property
+    def redis(self) -> StrictRedis:
+        client = current_app.extensions.get("peer_redis")
+        if client is None:
+            # each stream holds a pooled connection for its subscription: no cap on them
+            client = current_app.extensions["peer_redis"] = StrictRedis.from_url(
+                current_app.config["REDIS_URL"], max_connections=MAX_CONNECTIONS)
+        return client
+
+
+sse = PooledServerSentEvents("sse", __name__)
+sse.add_url_rule(rule="", endpoint="stream", view_func=sse.stream)
 
 
 def create_app() -> Flask:
