@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .procs import Process
+from .procs import Process, cpu_seconds
 
 
 class StreamClients:
@@ -38,6 +38,10 @@ class StreamClients:
             self.stop()
             raise
         self.open_timeout = open_timeout
+
+    def cpu_seconds(self) -> float:
+        """CPU time the client processes have used so far (to judge them as a bottleneck)."""
+        return sum(cpu_seconds(proc.pid) for proc in self.procs)
 
     def _forward(self, proc: Process) -> None:
         for line in proc.popen.stdout:

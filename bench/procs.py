@@ -120,6 +120,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def run_delay_seconds(pid: int) -> float:
+    """Time the process's main thread has spent ready to run but waiting for a CPU: the
+    machine's noise, as this process felt it."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[1]) / 1e9
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of the process, in KiB."""
     with open(f"/proc/{pid}/status") as status:

@@ -10,7 +10,8 @@ import socket
 import sys
 from pathlib import Path
 
-from .procs import Process, children, cpu_seconds, free_port, rss_kib, wait_for
+from .procs import (Process, children, cpu_seconds, free_port, rss_kib, run_delay_seconds,
+                    wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-token-0123456789"
@@ -69,6 +70,9 @@ class Gunicorn:
 
     def rss_kib(self) -> int:
         return rss_kib(self.worker_pid)
+
+    def run_delay_seconds(self) -> float:
+        return run_delay_seconds(self.worker_pid)
 
     def stop(self) -> None:
         self.process.stop()

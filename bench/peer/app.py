@@ -8,9 +8,9 @@ per process is kept, as a careful user would, so that the comparison is of pub/s
 of connection set-up.
 
 ``POST /publish {"channels", "ticks", "interval", "kind"}`` starts one publisher per channel
-(``task-1`` ... ``task-N``) in this worker, as our dev runner runs in ours: each sleeps
-``interval``, then ``sse.publish``-es an event shaped like ours (id, task_id, kind,
-created_at, data), ``ticks`` times.
+(``task-1`` ... ``task-N``) in this worker, as our dev runner runs in ours, their starts
+spread over one interval: each sleeps ``interval``, then ``sse.publish``-es an event shaped
+like ours (id, task_id, kind, created_at, data), ``ticks`` times.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def create_app() -> Flask:
     app.register_blueprint(sse, url_prefix="/stream")
     event_ids = itertools.count(1)
 
-    def publisher(channel: int, ticks: int, interval: float, kind: str) -> None:
+    def publisher(channel: int, ticks: int, interval: float, kind: str, offset: float) -> None:
+        time.sleep(offset)
         with app.app_context():
             for n in range(1, ticks + 1):
                 time.sleep(interval)
@@ -74,7 +75,9 @@ def create_app() -> Flask:
         ticks = min(int(spec["ticks"]), MAX_TICKS)
         interval, kind = float(spec["interval"]), str(spec.get("kind", "tick"))
         for channel in range(1, channels + 1):
-            threading.Thread(target=publisher, args=(channel, ticks, interval, kind),
+            # phases spread evenly over the interval, as independent tasks' would be
+            offset = interval * (channel - 1) / channels
+            threading.Thread(target=publisher, args=(channel, ticks, interval, kind, offset),
                              daemon=True).start()
         return jsonify({"channels": channels}), 202
 

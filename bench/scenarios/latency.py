@@ -1,7 +1,8 @@
 """Delivery latency and CPU per delivered event: many clients streaming running tasks.
 
 Ours: ``tasks`` dev-runner tasks ticking every ``interval`` seconds (OPS_DEV_TICKS makes them
-last the whole run), ``clients`` streams spread evenly over them. Peer: the same number of
+last the whole run), started evenly over one interval, ``clients`` streams spread evenly over
+them. Peer: the same number of
 publishers in its worker, each ``sse.publish``-ing on its own channel at the same interval,
 the same clients on those channels. Once every stream is open, a window of ``seconds``
 counts: the latency of each event created in it (arrival at the client minus the event's
@@ -48,7 +49,12 @@ def run_ours(scale: Scale, logdir: Path, **checkout) -> dict:
                 "OPS_WORKERS": str(scale.tasks), "OPS_MAX_STREAMS": str(scale.clients + 100),
                 "OPS_WORKER_CONNECTIONS": str(scale.clients + 200)}
     with Ours(logdir, **checkout, **settings) as server:
-        task_ids = [server.create_task(f"bench {n}") for n in range(scale.tasks)]
+        task_ids = []
+        start = time.monotonic()
+        for n in range(scale.tasks):
+            # start times spread evenly over one interval, as independent tasks' would be
+            time.sleep(max(0.0, start + n * scale.interval / scale.tasks - time.monotonic()))
+            task_ids.append(server.create_task(f"bench {n}"))
         paths = [server.stream_path(task_ids[n % scale.tasks]) for n in range(scale.clients)]
         return measure(server, paths, scale, logdir)
 
@@ -69,8 +75,11 @@ def measure(server, paths: list[str], scale: Scale, logdir: Path) -> dict:
             raise RuntimeError(f"{server.side}: only {opened['open']} of {len(paths)} streams "
                                f"opened: {opened['errors']}")
         start, cpu_start = time.time(), server.cpu_seconds()
+        clients_cpu_start, delay_start = clients.cpu_seconds(), server.run_delay_seconds()
         time.sleep(scale.seconds)
         cpu_end, end = server.cpu_seconds(), time.time()
+        clients_cpu = clients.cpu_seconds() - clients_cpu_start
+        delay = server.run_delay_seconds() - delay_start
         time.sleep(SETTLE_SECONDS)
         results = clients.finish()
     if results["closed_early"]:
@@ -88,7 +97,9 @@ def measure(server, paths: list[str], scale: Scale, logdir: Path) -> dict:
             "events_per_s": delivered / (end - start),
             "cpu_us_per_event": (cpu_end - cpu_start) / max(1, delivered) * 1e6,
             "cpu_share": (cpu_end - cpu_start) / (end - start),
-            "delivered_share": len(latencies_ms) / expected}
+            "delivered_share": len(latencies_ms) / expected,
+            "clients_cpu_share": clients_cpu / (end - start),
+            "worker_cpu_wait_share": delay / (end - start)}
 
 
 def describe(scale: Scale) -> str:
