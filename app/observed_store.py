@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .metrics import Metrics
-from .store import Event, StoreUnavailable, Task, TaskFinished, TaskStatus, TaskStore
+from .store import Event, StoreUnavailable, Task, TaskStatus, TaskStore
 
 log = logging.getLogger("app.tasks")
 

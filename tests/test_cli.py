@@ -114,7 +114,7 @@ def test_follow_resumes_when_the_proxy_cuts_the_stream():
     # Heartbeats slower than nginx's read timeout: nginx cuts the stream while the task
     # waits between ticks, and the command reconnects with Last-Event-ID.
     env = {**SERVER_ENV, "OPS_DEV_TICK_SECONDS": "1.3", "OPS_HEARTBEAT_SECONDS": "30",
-           "OPS_SSE_RETRY_MS": "100"}
+           "OPS_SSE_RETRY_MS": "100", "OPS_GRACEFUL_TIMEOUT": "2"}
     with GunicornServer(env) as gunicorn, NginxServer(gunicorn.port, "1s") as nginx:
         task_id = run("create", "t", url=nginx.url, SETTINGS_ADMIN_TOKEN=ADMIN).output.split()[0]
         followed = flask("--url", nginx.url, "follow", task_id, SETTINGS_ADMIN_TOKEN=ADMIN)

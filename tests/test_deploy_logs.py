@@ -24,7 +24,8 @@ LEAKY_ACCESS_FORMAT = ('%(h)s "%(r)s" %(s)s q=%(q)s admin=%({x-admin-token}i)s '
 def test_no_credential_reaches_the_log(json_logs):
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": SECRET, "DEV_LOCAL_LLM": "1",
            "OPS_DEV_TICK_SECONDS": "0.01", "OPS_METRICS_TOKEN": METRICS_TOKEN,
-           "OPS_ACCESS_LOG": "-", "OPS_LOG_LEVEL": "debug", "OPS_LOG_JSON": json_logs}
+           "OPS_ACCESS_LOG": "-", "OPS_LOG_LEVEL": "debug", "OPS_LOG_JSON": json_logs,
+           "OPS_KEEPALIVE": "1"}  # gunicorn's graceful stop waits for idle connections
     with GunicornServer(env, args=["--access-logformat", LEAKY_ACCESS_FORMAT]) as server:
         url = server.url
         admin = {"X-Admin-Token": ADMIN}

@@ -81,7 +81,9 @@ def test_heartbeats_keep_an_idle_stream_open_past_the_read_timeout():
 @pytest.mark.slow
 def test_without_heartbeats_nginx_cuts_an_idle_stream():
     """The control for the test above: its read timeout really is in force."""
-    env = {"OPS_DEV_TICK_SECONDS": "3", "OPS_HEARTBEAT_SECONDS": "30"}
+    # A short graceful timeout: the stream nginx dropped waits for its next write to end.
+    env = {"OPS_DEV_TICK_SECONDS": "3", "OPS_HEARTBEAT_SECONDS": "30",
+           "OPS_GRACEFUL_TIMEOUT": "2"}
     with stack(env, stream_read_timeout="1s") as (_, nginx):
         task_id = create_task(nginx.url)
         with CurlStream(stream_url(nginx.url, task_id), "-H", f"X-Admin-Token: {ADMIN}") as curl:

@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (it can reach its store): no auth, no detail."""
+"""``/healthz`` (the process answers), ``/readyz`` (it reaches its store): no auth, no detail."""
 
 import logging
 
