@@ -161,8 +161,9 @@ def _start_request() -> None:
 def _finish_request(response):
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
-    fields = {"method": request.method, "path": request_target(), "status": response.status_code,
-              "remote_addr": request.remote_addr or "-", "request_id": request_id}
+    fields = {"method": request.method, "path": request_target(),
+              "status_code": response.status_code, "remote_addr": request.remote_addr or "-",
+              "request_id": request_id}
     started = g.get("request_started", time.perf_counter())
     # Logged on close so that a stream's line tells how long the stream stayed open.
     response.call_on_close(lambda: _log_request(fields, started))
@@ -172,7 +173,7 @@ def _finish_request(response):
 def _log_request(fields: dict, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("%s %s %s %.1fms remote=%s request_id=%s", fields["method"], fields["path"],
-             fields["status"], duration_ms, fields["remote_addr"], fields["request_id"],
+             fields["status_code"], duration_ms, fields["remote_addr"], fields["request_id"],
              extra={**fields, "duration_ms": duration_ms})
 
 

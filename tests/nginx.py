@@ -8,7 +8,9 @@ prefix on a free port; the system's nginx is never touched.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -57,7 +59,9 @@ class NginxServer:
     """nginx on a free port in front of ``upstream_port``."""
 
     def __init__(self, upstream_port: int, stream_read_timeout: str | None = None):
-        self.binary = require_program("nginx")
+        # Debian puts nginx in /usr/sbin, which is not on an ordinary user's PATH.
+        self.binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") \
+            or require_program("nginx")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._tmp = tempfile.TemporaryDirectory(prefix="ops-nginx-")

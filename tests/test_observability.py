@@ -90,7 +90,8 @@ def test_one_line_per_request_and_per_task_state_change(admin, caplog):
 
     lines = [r for r in caplog.records if r.name == "app.requests"]
     create = next(r for r in lines if r.method == "POST")
-    assert (create.path, create.status, create.remote_addr) == ("/ops/tasks", 201, "127.0.0.1")
+    assert (create.path, create.status_code, create.remote_addr) == ("/ops/tasks", 201,
+                                                                     "127.0.0.1")
     assert create.request_id and create.duration_ms >= 0
     assert any(r.path.endswith("?token=[redacted]&x=1") for r in lines)
 
