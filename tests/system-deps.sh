@@ -4,6 +4,9 @@ set -euo pipefail
 
 need=()
 command -v curl >/dev/null || need+=(curl)
+# The recipe runner's tests: git for the example deploy recipe, python3 on PATH for recipes.
+command -v git >/dev/null || need+=(git)
+command -v python3 >/dev/null || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
