@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from .output import STREAMS, OutputLog
 
 POLL_SECONDS = 0.05  # how often a waiting loop looks at the stop signal and the clock
-READ_BYTES = 64 * 1024
+# One read's worth of lines is handled without a pause; under gevent a continuous flood
+# would otherwise hold the event loop, so a read is small and a pause follows each one.
+READ_BYTES = 4 * 1024
 
 
 class Child:
@@ -100,6 +102,7 @@ class Child:
                 output.feed(key.data, data)
             else:
                 self._drop(key, output)
+        time.sleep(0)  # gevent: let other greenlets run (a plain thread just yields the GIL)
 
     def _drop(self, key: selectors.SelectorKey, output: OutputLog) -> None:
         """End of a stream: stop watching it and let the output log send its last line."""
