@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .auth.stream_tokens import TokenForOtherTask, TokenInvalid
-from .executor import NoRunner, QueueFull, ShuttingDown
+from .executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
 from .store import StoreUnavailable, TaskFinished, TaskNotFound
 from .stream import StreamsClosing, TooManyStreams
 
@@ -46,6 +46,7 @@ _STATUS = {
     TokenForOtherTask: 403,
     QueueFull: 429,
     NoRunner: 503,
+    TaskRejected: 422,
     ShuttingDown: 503,
     StoreUnavailable: 503,
     StreamsClosing: 503,

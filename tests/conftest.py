@@ -76,6 +76,15 @@ def admin(client):
     return Admin(client)
 
 
+@pytest.fixture
+def fake_llm():
+    """A loopback OpenAI-compatible model server (tests/fake_llm.py) that wants an API key."""
+    from fake_llm import FakeLLM
+
+    with FakeLLM(api_key="sk-test-0123456789abcdef") as server:
+        yield server
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Under CI a skipped test is a missing service, and so a failure."""
     if os.environ.get("CI") != "true":

@@ -163,7 +163,7 @@ class Executor:
         try:
             status, data = TaskStatus.DONE, runner.run(task, ctx) or {}
         except TaskStopped as stop:
-            status, data = stop.status, {"reason": stop.reason}
+            status, data = stop.status, {**stop.data, "reason": stop.reason}
         except TaskFailed as failure:
             status, data = TaskStatus.FAILED, {**failure.data, "reason": failure.reason}
         except Exception as error:
