@@ -10,9 +10,11 @@ import time
 import pytest
 
 from app import create_app
+from app.executor.runners.llm import LLMRunner
 from conftest import Admin, make_settings
 from fake_llm import answer_text
 from live import free_port, wait_until
+from runner_contract import FailingRunnerContract, RunnerContract
 from runner_support import Tasks
 
 
@@ -143,3 +145,18 @@ def test_cancel_closes_the_http_stream_at_once(tasks, fake_llm):
                             message="the model server to see the client go")
     assert gone_at - canceled_at < 0.5
     assert len("".join(texts(tasks, task_id))) < len(answer_text(1000)) / 2
+
+
+class TestLLMRunnerContract(RunnerContract, FailingRunnerContract):
+    """The runner contract (tests/runner_contract.py) against the loopback model server."""
+
+    @pytest.fixture
+    def runner(self, fake_llm):
+        return LLMRunner(fake_llm.url, "fake-model", fake_llm.api_key, timeout=5.0,
+                         batch_seconds=0.2)
+
+    @pytest.fixture
+    def jobs(self):
+        return {"quick": ("answer", "fake: words=5", {}),
+                "long": ("answer", "fake: words=5 fault=stall after=1", {}),
+                "failing": ("answer", "fake: status=500", {})}

@@ -11,9 +11,11 @@ import time
 import pytest
 
 from app import create_app
+from app.executor.runners.recipe import RecipeRunner
 from app.recipes import RecipeBook, load_recipes
 from conftest import Admin, make_settings
 from live import ROOT, require_program
+from runner_contract import FailingRunnerContract, RunnerContract
 from runner_support import HERE, RECIPES, Tasks, kill_leftovers, pids_in, process_alive
 
 def with_this_interpreter(book: RecipeBook) -> RecipeBook:
@@ -260,3 +262,19 @@ def test_the_example_recipes_run(make_tasks, tmp_path):
     assert tasks.lines(deployed, "stderr") == ["warning: api was rehearsed, not deployed"]
     assert tasks.wait_finished(refused)["error"] == "exit code 1"
     assert tasks.lines(refused, "stderr")[0].startswith("error: no-such-ref is not a commit")
+
+
+class TestRecipeRunnerContract(RunnerContract, FailingRunnerContract):
+    """The runner contract (tests/runner_contract.py), with real child processes."""
+
+    @pytest.fixture
+    def runner(self):
+        return RecipeRunner(BOOK, kill_grace=GRACE)
+
+    @pytest.fixture
+    def jobs(self):
+        def lines(code):
+            return ("lines", None, {"recipe": "lines", "params": {"count": "2", "code": code}})
+
+        return {"quick": lines("0"), "failing": lines("3"),
+                "long": ("sleep", None, {"recipe": "sleep", "params": {}})}
