@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -212,6 +213,14 @@ class GunicornLogger(glogging.Logger):
                 if isinstance(base, (RedactingFormatter, JsonFormatter)):
                     continue  # set up before a configuration reload
                 handler.setFormatter(make_formatter(redactor, base))
+
+    def exception(self, msg, *args, **kwargs) -> None:
+        """A connection dropped on a socket timeout is expected (a stream's client stopped
+        reading: OPS_STREAM_SEND_TIMEOUT), so one line says so instead of a traceback."""
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            self.warning("connection dropped: the client stopped reading (send timeout)")
+            return
+        super().exception(msg, *args, **kwargs)
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
