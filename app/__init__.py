@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     store = store or make_store(settings)
     runners = build_runners(settings)
     executor = Executor(store, runners, workers=settings.workers,
-                        queue_size=settings.queue_size, task_timeout=settings.task_timeout)
+                        queue_size=settings.queue_size, task_timeout=settings.task_timeout,
+                        # a store shared by processes is watched for cancels at its poll pace
+                        watch_interval=getattr(store, "cancel_poll_seconds", None) or 1.0)
     app.extensions["ops"] = Ops(
         settings=settings, store=store, executor=executor,
         tokens=StreamTokens(settings.stream_secrets, settings.stream_token_ttl),

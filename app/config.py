@@ -37,6 +37,12 @@ class Settings:
     max_title_length: int = 200
     max_body_length: int = 10_000
     max_request_bytes: int = 64 * 1024
+    # The Supabase store (docs/supabase.md).
+    supabase_poll_seconds: float = 0.5
+    supabase_timeout_seconds: float = 5.0
+    supabase_lease_seconds: float = 10.0
+    supabase_orphan_seconds: float = 60.0
+    supabase_outbox_events: int = 10_000
 
     @property
     def uses_supabase(self) -> bool:
@@ -72,6 +78,13 @@ class Settings:
             raise ConfigError(f"{missing} is not set: the Supabase store needs both "
                               "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or neither)")
 
+        lease = _number(env, "OPS_SUPABASE_LEASE_SECONDS", float, 10.0, low=0.1, high=3600)
+        orphan = _number(env, "OPS_SUPABASE_ORPHAN_SECONDS", float, 60.0, low=0.3, high=86_400)
+        if orphan < 3 * lease:
+            raise ConfigError(f"OPS_SUPABASE_ORPHAN_SECONDS ({orphan:g}) must be at least three "
+                              f"times OPS_SUPABASE_LEASE_SECONDS ({lease:g}), or live tasks "
+                              f"could be taken for orphans")
+
         return cls(
             admin_token=admin_token,
             dev_mode=_flag(env, "DEV_LOCAL_LLM"),
@@ -91,6 +104,14 @@ class Settings:
             max_body_length=_number(env, "OPS_MAX_BODY_LENGTH", int, 10_000, low=0, high=1_000_000),
             max_request_bytes=_number(env, "OPS_MAX_REQUEST_BYTES", int, 64 * 1024, low=1024,
                                       high=16 * 1024 * 1024),
+            supabase_poll_seconds=_number(env, "OPS_SUPABASE_POLL_SECONDS", float, 0.5,
+                                          low=0.05, high=60),
+            supabase_timeout_seconds=_number(env, "OPS_SUPABASE_TIMEOUT_SECONDS", float, 5.0,
+                                             low=0.1, high=120),
+            supabase_lease_seconds=lease,
+            supabase_orphan_seconds=orphan,
+            supabase_outbox_events=_number(env, "OPS_SUPABASE_OUTBOX_EVENTS", int, 10_000,
+                                           low=1, high=10_000_000),
         )
 
 
