@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
+from supabase import ClientOptions, create_client
 
 from .base import Event, StoreUnavailable
 
@@ -82,8 +83,6 @@ class SupabaseRest:
     def _supabase(self):
         with self._lock:
             if self._client is None or self._pid != os.getpid():
-                from supabase import ClientOptions, create_client
-
                 # HTTP/1.1: shared HTTP/2 sync clients have broken under concurrency.
                 self._http = httpx.Client(timeout=httpx.Timeout(self.timeout), http2=False,
                                           limits=httpx.Limits(max_connections=50))
