@@ -4,6 +4,9 @@ set -euo pipefail
 
 need=()
 command -v curl >/dev/null || need+=(curl)
+# PostgreSQL's server binaries live off PATH, in /usr/lib/postgresql/<version>/bin.
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+  || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -201,9 +201,9 @@ def test_server_refuses_to_start_without_the_tables(postgres):
             with pytest.raises(AssertionError, match="gunicorn exited with 1"):
                 server.start()
             errors = [line for line in server.log().splitlines() if line.startswith("error:")]
-            assert errors == [f"error: Supabase has no table public.va_tasks: apply "
-                              f"supabase/migrations/20261128000000_ops_tasks.sql (supabase db "
-                              f"push, or run it in the SQL editor); see docs/supabase.md"]
+            assert errors == ["error: Supabase has no table public.va_tasks: apply "
+                              "supabase/migrations/20261128000000_ops_tasks.sql (supabase db "
+                              "push, or run it in the SQL editor); see docs/supabase.md"]
             assert gateway.key not in server.log()
         finally:
             server.close()

@@ -20,15 +20,12 @@ from .base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, Tas
                    TaskStore, StoreUnavailable, TERMINAL_KINDS)
 from .supabase_orphans import OrphanSweeper
 from .supabase_pollers import PollerHub
-from .supabase_rest import (EVENT_COLUMNS, EVENTS, TASK_COLUMNS, TASKS, SupabaseError,
-                            SupabaseRest, event_from_row, parse_time)
+from .supabase_rest import EVENTS, TASK_COLUMNS, TASKS, SupabaseRest, event_from_row, parse_time
+from .supabase_schema import check_schema
 from .supabase_writer import LEASE, TaskWriter
 
 log = logging.getLogger(__name__)
 
-MIGRATION = "supabase/migrations/20261128000000_ops_tasks.sql"
-HOW_TO_MIGRATE = (f"apply {MIGRATION} (supabase db push, or run it in the SQL editor); "
-                  "see docs/supabase.md")
 _ROW_FILTER = {TaskStatus.QUEUED: ("queued", "canceling"),
                TaskStatus.RUNNING: ("running", "canceling")}
 
@@ -67,11 +64,7 @@ class SupabaseStore(TaskStore):
     # -- the contract ---------------------------------------------------------------------
 
     def check(self) -> None:
-        for table, columns in ((TASKS, TASK_COLUMNS), (EVENTS, EVENT_COLUMNS)):
-            try:
-                self._rest.run(self._rest.table(table).select(",".join(columns)).limit(1))
-            except SupabaseError as error:
-                raise StoreUnavailable(self._explain(table, columns, error)) from None
+        check_schema(self._rest)
 
     def create_task(self, title, body, runner, extra=None):
         self._start()
@@ -197,7 +190,14 @@ class SupabaseStore(TaskStore):
             fresh = time.monotonic() - self._cancel_read_at < self.cancel_poll_seconds / 2
             if fresh and task_id in self._cancel_flags:
                 return self._cancel_flags[task_id]
-        rows = self._rest.run(self._rest.table(TASKS).select("id,status").in_("id", running))
+        try:
+            rows = self._rest.run(self._rest.table(TASKS).select("id,status").in_("id", running))
+        except StoreUnavailable:
+            # Supabase is away: the last flags stand (a cancel cannot arrive meanwhile), and
+            # the executor's watcher is not told twenty times a second.
+            with self._lock:
+                self._cancel_read_at = time.monotonic()
+                return self._cancel_flags.get(task_id, False)
         with self._lock:
             self._cancel_flags = {row["id"]: row["status"] == "canceling" for row in rows}
             self._cancel_read_at = time.monotonic()
@@ -280,25 +280,6 @@ class SupabaseStore(TaskStore):
     def _forget(self, task_id: int) -> None:
         with self._lock:
             self._cache.pop(task_id, None)
-
-    def _explain(self, table: str, columns, error: SupabaseError) -> str:
-        if error.code in ("PGRST205", "42P01"):
-            return f"Supabase has no table public.{table}: {HOW_TO_MIGRATE}"
-        if error.code == "42703":
-            missing = [c for c in columns if self._column_missing(table, c)]
-            return (f"Supabase table public.{table} has no column "
-                    f"{', '.join(missing) or '(unknown)'}: {HOW_TO_MIGRATE}")
-        if error.code in ("401", "PGRST301", "PGRST302", "GW401") or "API key" in str(error):
-            return ("Supabase refused SUPABASE_SERVICE_ROLE_KEY: use the project's "
-                    f"service_role key ({error})")
-        return f"Supabase does not answer for table public.{table}: {error}"
-
-    def _column_missing(self, table: str, column: str) -> bool:
-        try:
-            self._rest.run(self._rest.table(table).select(column).limit(1))
-        except SupabaseError as error:
-            return error.code == "42703"
-        return False
 
     # -- background work ------------------------------------------------------------------
 

@@ -100,8 +100,8 @@ class SupabaseRest:
 
 
 def _describe(error: APIError) -> str:
-    parts = [f"{error.code}" if error.code else "", error.message or "",
-             f"({error.details})" if error.details else "", f"hint: {error.hint}" if error.hint else ""]
+    parts = [error.code or "", error.message or "", f"({error.details})" if error.details else "",
+             f"hint: {error.hint}" if error.hint else ""]
     return " ".join(p for p in parts if p)[:500]
 
 
