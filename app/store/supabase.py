@@ -40,7 +40,9 @@ class SupabaseStore(TaskStore):
         self.lease_seconds = lease_seconds
         self._rest = SupabaseRest(url, key, timeout)
         self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget)
-        self._hub = PollerHub(self._fetch_events, poll_seconds, linger=max(5.0, 4 * poll_seconds))
+        # A stream that saw the end asks get_task next: it must not get a stale "running".
+        self._hub = PollerHub(self._fetch_events, poll_seconds,
+                              linger=max(5.0, 4 * poll_seconds), on_ended=self._forget)
         self._sweeper = OrphanSweeper(self._rest, self._writer, orphan_seconds)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[float, Task]] = {}  # get_task answers, one poll long
@@ -308,6 +310,7 @@ class SupabaseStore(TaskStore):
                     for task_id in self._sweeper.sweep():
                         self._forget(task_id)
             except StoreUnavailable as error:
+                self._sweeper.restart()  # our view of other tasks' leases has a gap
                 log.debug("maintenance deferred: %s", error)
             except Exception:
                 log.exception("Supabase store maintenance failed")

@@ -45,13 +45,17 @@ class OrphanSweeper:
         return (f"orphaned: the process running it stopped renewing its lease for "
                 f"{self.orphan_after:g}s (it crashed, was killed or lost Supabase)")
 
+    def restart(self) -> None:
+        """Forget every quiet time: after a gap in what this process saw, count anew."""
+        self._quiet_since.clear()
+
     def sweep(self) -> list[int]:
         """One pass; return the ids of the tasks it ended."""
         try:
             candidates = self._unowned_unfinished()
             self._note_activity(candidates)
         except StoreUnavailable:
-            self._quiet_since.clear()
+            self.restart()
             raise
         now = self.clock()
         for task_id in list(self._quiet_since):

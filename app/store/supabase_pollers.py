@@ -65,7 +65,7 @@ class TaskPoller:
                     if self.ended or self.hub.closed.is_set():
                         return []
                     if self.error is not None and self.polls > polls_before:
-                        raise self.error
+                        raise StoreUnavailable(str(self.error))
                     remaining = deadline - self.hub.clock()
                     if remaining <= 0:
                         return []
@@ -99,6 +99,7 @@ class TaskPoller:
             log.exception("task %s: poll failed", self.task_id)
             return False
         with self.changed:
+            was_ended = self.ended
             self.error = None
             self.polls += 1
             for event in page:
@@ -112,6 +113,8 @@ class TaskPoller:
                 self.base_id = self.ids[dropped - 1]
                 del self.events[:dropped], self.ids[:dropped]
             self.changed.notify_all()
+        if self.ended and not was_ended:
+            self.hub.on_ended(self.task_id)
         return len(page) == PAGE and not self.ended
 
 
@@ -119,8 +122,10 @@ class PollerHub:
     """The process's pollers, by task."""
 
     def __init__(self, fetch: Fetch, interval: float, linger: float,
+                 on_ended: Callable[[int], None] = lambda task_id: None,
                  clock: Callable[[], float] = time.monotonic):
         self.fetch = fetch
+        self.on_ended = on_ended  # told when a poller sees its task's terminal event
         self.interval = interval
         self.linger = linger
         self.clock = clock
