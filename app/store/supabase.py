@@ -20,7 +20,8 @@ from .base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, Tas
                    TaskStore, StoreUnavailable, TERMINAL_KINDS)
 from .supabase_orphans import OrphanSweeper
 from .supabase_pollers import PollerHub
-from .supabase_rest import EVENTS, TASK_COLUMNS, TASKS, SupabaseRest, event_from_row, parse_time
+from .supabase_rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest,
+                            event_from_row, task_from_row)
 from .supabase_schema import check_schema
 from .supabase_writer import LEASE, TaskWriter
 
@@ -78,7 +79,7 @@ class SupabaseStore(TaskStore):
         created = self._writer.append(task_id, "created",
                                       {"body": body, "runner": runner, **(extra or {})})
         self._writer.own(task_id, created)
-        return self._derive(row, [created])
+        return task_from_row(row, [created])
 
     def get_task(self, task_id):
         self._start()
@@ -110,14 +111,13 @@ class SupabaseStore(TaskStore):
         if not rows:
             return []
         events = self._lifecycle([row["id"] for row in rows])
-        tasks = [self._derive(row, events.get(row["id"], [])) for row in rows]
+        tasks = [task_from_row(row, events.get(row["id"], [])) for row in rows]
         return [t for t in tasks if status is None or t.status == status]
 
     def mark_running(self, task_id):
         self._start()
         try:
-            rows = self._rest.run(self._rest.table(TASKS).update({"status": "running"})
-                                  .eq("id", task_id).eq("status", "queued"))
+            rows = self._start_row(task_id)
         except StoreUnavailable:
             # It cannot start; once Supabase answers again it ends failed, saying why.
             try:
@@ -136,7 +136,25 @@ class SupabaseStore(TaskStore):
                                     running=True)
         created = self._writer.created_event(task_id)
         lifecycle = [created, event] if created else self._lifecycle([task_id]).get(task_id, [])
-        return self._derive(rows[0], lifecycle)
+        return task_from_row(rows[0], lifecycle)
+
+    def _start_row(self, task_id: int) -> list[dict[str, Any]]:
+        """``queued -> running`` on the row; [] if the task is no longer queued."""
+        start = self._rest.table(TASKS).update({"status": "running"}).eq("id", task_id)
+        try:
+            return self._rest.run(start.eq("status", "queued"))
+        except SupabaseError as error:
+            if not error.ambiguous:
+                raise
+        # No answer: only this process starts its tasks, so a running row means it worked.
+        rows = self._rest.run(self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
+                              .eq("id", task_id))
+        if rows and rows[0]["status"] == "running":
+            return rows
+        if rows and rows[0]["status"] == "queued":
+            return self._rest.run(self._rest.table(TASKS).update({"status": "running"})
+                                  .eq("id", task_id).eq("status", "queued"))
+        return []
 
     def append_event(self, task_id, kind, data):
         if kind in TERMINAL_KINDS:
@@ -244,7 +262,7 @@ class SupabaseStore(TaskStore):
         if not rows:
             raise TaskNotFound(f"task {task_id} not found")
         self._known.add(task_id)
-        return self._derive(rows[0], self._lifecycle([task_id]).get(task_id, []))
+        return task_from_row(rows[0], self._lifecycle([task_id]).get(task_id, []))
 
     def _lifecycle(self, task_ids: list[int]) -> dict[int, list[Event]]:
         rows = self._rest.run(self._rest.table(EVENTS).select("*").in_("task_id", task_ids)
@@ -255,22 +273,6 @@ class SupabaseStore(TaskStore):
             event = event_from_row(row)
             found.setdefault(event.task_id, []).append(event)
         return found
-
-    @staticmethod
-    def _derive(row: dict[str, Any], events: list[Event]) -> Task:
-        """The task as the API shows it: a stored terminal event decides its end (it is
-        written before the row's status), and ``canceling`` is a flag, not a status."""
-        terminal = next((e.kind for e in events if e.kind in TERMINAL_KINDS), None)
-        started = any(e.kind == "status" for e in events)
-        stored = row["status"]
-        if terminal is not None:
-            status = TaskStatus(terminal)
-        elif stored == "canceling":
-            status = TaskStatus.RUNNING if started else TaskStatus.QUEUED
-        else:
-            status = TaskStatus(stored)
-        return Task.from_events(row["id"], row["title"], status, parse_time(row["created_at"]),
-                                events, cancel_requested=stored == "canceling")
 
     def _cached(self, task_id: int) -> Task | None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The Supabase store's HTTP side: one client per process, errors mapped, rows turned to events.
+"""The Supabase store's HTTP side: one client per process, errors mapped, rows made tasks.
 
 The official client sends PostgREST requests; here it gets an ``httpx.Client`` with explicit
 timeouts and no hidden retries (a GET against a dead server would otherwise sleep 1+2+4 s
@@ -20,7 +20,7 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import ClientOptions, create_client
 
-from .base import Event, StoreUnavailable
+from .base import TERMINAL_KINDS, Event, StoreUnavailable, Task, TaskStatus
 
 TASKS = "va_tasks"
 EVENTS = "va_task_events"
@@ -31,6 +31,12 @@ UNIQUE_VIOLATION = "23505"
 _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")
 # httpx errors raised before the request left: it certainly was not applied.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_BROKEN = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def _is_read(builder) -> bool:
+    request = getattr(builder, "request", None)
+    return getattr(request, "http_method", None) == "GET"
 
 
 class SupabaseError(StoreUnavailable):
@@ -43,6 +49,7 @@ class SupabaseError(StoreUnavailable):
         super().__init__(message)
         self.code = code
         self.ambiguous = ambiguous
+        self.broken_connection = False  # reset or closed by the other end, not a timeout
 
 
 class SupabaseRest:
@@ -62,7 +69,19 @@ class SupabaseRest:
         return self._supabase().table(name)
 
     def run(self, builder) -> Any:
-        """Execute a built request and return its data, or raise SupabaseError."""
+        """Execute a built request and return its data, or raise SupabaseError.
+
+        A read whose connection broke is sent once more at once: a pooled keep-alive
+        connection to a Supabase that restarted fails that way, and a read is safe to repeat.
+        Nothing sleeps, and writes are never repeated here (see the writer's outbox)."""
+        try:
+            return self._execute(builder)
+        except SupabaseError as error:
+            if not (error.broken_connection and _is_read(builder)):
+                raise
+        return self._execute(builder)
+
+    def _execute(self, builder) -> Any:
         try:
             return builder.execute().data
         except APIError as error:
@@ -74,8 +93,10 @@ class SupabaseRest:
             raise SupabaseError(f"cannot reach Supabase at {self.url}: "
                                 f"{type(error).__name__}: {error}") from None
         except httpx.HTTPError as error:
-            raise SupabaseError(f"no answer from Supabase at {self.url}: "
-                                f"{type(error).__name__}: {error}", ambiguous=True) from None
+            failure = SupabaseError(f"no answer from Supabase at {self.url}: "
+                                    f"{type(error).__name__}: {error}", ambiguous=True)
+            failure.broken_connection = isinstance(error, _BROKEN)
+            raise failure from None
         except ValueError as error:  # a body that is not JSON (a proxy's error page)
             raise SupabaseError(f"Supabase answered something that is not JSON: {error}",
                                 ambiguous=True) from None
@@ -115,3 +136,21 @@ def event_from_row(row: dict[str, Any]) -> Event:
         data = json.loads(data)
     return Event(id=int(row["id"]), task_id=int(row["task_id"]), kind=row["kind"],
                  created_at=parse_time(row["created_at"]), data=data or {})
+
+
+def task_from_row(row: dict[str, Any], events: list[Event]) -> Task:
+    """The task as the API shows it, from its row and its lifecycle events.
+
+    A stored terminal event decides how it ended (it is written before the row's status),
+    and ``canceling`` is a flag on a queued or running task, not a status of its own."""
+    terminal = next((e.kind for e in events if e.kind in TERMINAL_KINDS), None)
+    started = any(e.kind == "status" for e in events)
+    stored = row["status"]
+    if terminal is not None:
+        status = TaskStatus(terminal)
+    elif stored == "canceling":
+        status = TaskStatus.RUNNING if started else TaskStatus.QUEUED
+    else:
+        status = TaskStatus(stored)
+    return Task.from_events(row["id"], row["title"], status, parse_time(row["created_at"]),
+                            events, cancel_requested=stored == "canceling")
