@@ -187,6 +187,22 @@ def test_outage_buffers_events_in_order_and_writes_them_once(postgres):
         assert store.get_task(task.id).status == TaskStatus.DONE
 
 
+def test_writes_whose_answer_was_lost_are_not_repeated(supabase_db):
+    with open_store(supabase_db) as store:
+        task = store.create_task("t", None, "dev")
+        supabase_db.lose_answers(1)  # the start commits, its answer is lost
+        assert store.mark_running(task.id).status == TaskStatus.RUNNING
+        store.append_event(task.id, "tick", {"n": 1})
+        supabase_db.lose_answers(1)
+        store.append_event(task.id, "tick", {"n": 2})
+        supabase_db.lose_answers(1)
+        store.finish(task.id, TaskStatus.DONE, {})  # claims the end: no TaskFinished for it
+        wait_until(lambda: store._writer.pending == 0, timeout=5)
+        assert kinds(store, task.id) == ["created", "status", "tick", "tick", "done"]
+        assert store.get_task(task.id).status == TaskStatus.DONE
+        assert supabase_db.counts()["lost answers"] == 3
+
+
 def test_outbox_is_bounded(postgres):
     with own_gateway(postgres) as gateway, open_store(gateway, outbox_events=3) as store:
         task = store.create_task("t", None, "dev")

@@ -67,6 +67,11 @@ class GatewayProcess:
     def counts(self) -> dict[str, int]:
         return requests.get(f"{self.url}/_gateway/stats", timeout=5).json()
 
+    def lose_answers(self, count: int) -> None:
+        """The next ``count`` writes commit, then their connection drops unanswered."""
+        requests.post(f"{self.url}/_gateway/lose_answers", params={"count": count},
+                      timeout=5).raise_for_status()
+
     def reset_counts(self) -> None:
         requests.post(f"{self.url}/_gateway/reset", timeout=5).raise_for_status()
 

@@ -2,6 +2,8 @@
 
 ``GET /_gateway/stats`` answers the requests counted per ``"METHOD table"`` (tests read it to
 measure how many requests the store sends); ``POST /_gateway/reset`` zeroes them.
+``POST /_gateway/lose_answers?count=N`` makes the next N writes commit and then drop the
+connection without an answer, as when a network fails at the worst moment.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import collections
 import hmac
 import json
 import logging
+import socket
 import threading
 from urllib.parse import parse_qsl
 
@@ -65,6 +68,7 @@ class Gateway:
         self.pool = ConnectionPool(dsn)
         self.key = key
         self.counts: collections.Counter[str] = collections.Counter()
+        self.lose_answers = 0
         self._lock = threading.Lock()
 
     def __call__(self, environ, start_response):
@@ -82,6 +86,11 @@ class Gateway:
         if request.path == "/_gateway/reset" and request.method == "POST":
             with self._lock:
                 self.counts.clear()
+                self.lose_answers = 0
+            return self.json({}, 200)
+        if request.path == "/_gateway/lose_answers" and request.method == "POST":
+            with self._lock:
+                self.lose_answers = int(request.args["count"])
             return self.json({}, 200)
         if not request.path.startswith(PREFIX):
             raise not_implemented(f"the path {request.path}")
@@ -102,7 +111,17 @@ class Gateway:
                              str(error)) from None
         except psycopg.Error as error:
             raise database_error(error, query.table) from None
+        if request.method != "GET" and self._take_lost_answer():
+            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
         return self.answer(query, rows)
+
+    def _take_lost_answer(self) -> bool:
+        with self._lock:
+            if self.lose_answers <= 0:
+                return False
+            self.lose_answers -= 1
+            self.counts["lost answers"] += 1
+            return True
 
     def authenticate(self, request: Request) -> None:
         apikey = request.headers.get("apikey", "")
