@@ -176,21 +176,22 @@ class SupabaseStore(TaskStore):
 
     def request_cancel(self, task_id):
         self._start()
-        tasks = self._rest.table(TASKS)
-        if self._rest.run(tasks.update({"status": "canceling"}).eq("id", task_id)
-                          .eq("status", "queued")):
-            # It had not started: this process now writes its end.
-            self._forget(task_id)
+
+        def flag(*statuses: str) -> bool:
+            return bool(self._rest.run(self._rest.table(TASKS).update({"status": "canceling"})
+                                       .eq("id", task_id).in_("status", statuses)))
+
+        self._forget(task_id)
+        if flag("queued"):
+            # It had not started (and now cannot): this process writes its end.
             try:
                 self._writer.finish(task_id, TaskStatus.CANCELED,
                                     {"reason": "canceled before it started"})
             except TaskFinished:
                 pass
-        elif self._rest.run(self._rest.table(TASKS).update({"status": "canceling"})
-                            .eq("id", task_id).in_("status", ("running", "canceling"))):
-            self._cancel_read_at = float("-inf")
+        elif flag("running", "canceling"):
+            self._cancel_read_at = float("-inf")  # this process's own flags are stale
         else:
-            self._forget(task_id)
             task = self._read_task(task_id)
             if task.status.is_terminal:
                 raise TaskFinished(task_id, task.status)
