@@ -46,7 +46,9 @@ def on_starting(server):
         settings = Settings.from_env()
     except ConfigError as error:
         sys.exit(f"error: {error}")
-    if not settings.uses_supabase and server.cfg.workers > 1:
+    if settings.uses_supabase:
+        _check_supabase(settings)
+    elif server.cfg.workers > 1:
         sys.exit(f"error: the in-process store keeps tasks in one process, so gunicorn must run "
                  f"one worker (got {server.cfg.workers}); set WEB_CONCURRENCY=1 or configure "
                  f"SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
@@ -93,6 +95,33 @@ def post_worker_init(worker):
 
     start_background(worker.wsgi)
     on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
+
+
+def _check_supabase(settings):
+    """Both tables and all their columns must answer before any worker starts.
+
+    The check runs in a forked child so that the master never imports the HTTP client
+    and ``ssl`` (each worker monkey-patches them after its own fork)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from app.store import StoreUnavailable, make_store
+
+            store = make_store(settings)
+            try:
+                store.check()
+                code = 0
+            except StoreUnavailable as error:
+                print(f"error: {error}", file=sys.stderr)
+            finally:
+                store.close()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(1)  # the child said why, in one line
 
 
 def worker_exit(server, worker):

@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     store = ObservedStore(store or make_store(settings), metrics)
     runners = build_runners(settings)
     executor = Executor(store, runners, workers=settings.workers,
-                        queue_size=settings.queue_size, task_timeout=settings.task_timeout)
+                        queue_size=settings.queue_size, task_timeout=settings.task_timeout,
+                        # a store shared by processes is watched for cancels at its poll pace
+                        watch_interval=getattr(store, "cancel_poll_seconds", None) or 1.0)
     retention = (RetentionSweeper(store, settings.retention_seconds,
                                   interval=settings.retention_interval)
                  if settings.retention_seconds else None)

@@ -66,6 +66,12 @@ class Settings:
     @property
     def uses_llm(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
+    # The Supabase store (docs/supabase.md).
+    supabase_poll_seconds: float = 0.5
+    supabase_timeout_seconds: float = 5.0
+    supabase_lease_seconds: float = 10.0
+    supabase_orphan_seconds: float = 60.0
+    supabase_outbox_events: int = 10_000
 
     @property
     def uses_supabase(self) -> bool:
@@ -104,6 +110,13 @@ class Settings:
         # The in-process store forgets everything at exit anyway: bound it by default.
         retention = _number(env, "OPS_RETENTION_SECONDS", float, 0 if url else 86_400, low=0,
                             high=10 * 365 * 86_400) or None
+        lease = _number(env, "OPS_SUPABASE_LEASE_SECONDS", float, 10.0, low=0.1, high=3600)
+        orphan = _number(env, "OPS_SUPABASE_ORPHAN_SECONDS", float, 60.0, low=0.3, high=86_400)
+        if orphan < 3 * lease:
+            raise ConfigError(f"OPS_SUPABASE_ORPHAN_SECONDS ({orphan:g}) must be at least three "
+                              f"times OPS_SUPABASE_LEASE_SECONDS ({lease:g}), or live tasks "
+                              f"could be taken for orphans")
+
         return cls(
             admin_token=admin_token,
             retention_seconds=retention,
@@ -136,6 +149,14 @@ class Settings:
             metrics_token=_secret(env, "OPS_METRICS_TOKEN"),
             trusted_proxies=_addresses(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
             **_runner_settings(env),
+            supabase_poll_seconds=_number(env, "OPS_SUPABASE_POLL_SECONDS", float, 0.5,
+                                          low=0.05, high=60),
+            supabase_timeout_seconds=_number(env, "OPS_SUPABASE_TIMEOUT_SECONDS", float, 5.0,
+                                             low=0.1, high=120),
+            supabase_lease_seconds=lease,
+            supabase_orphan_seconds=orphan,
+            supabase_outbox_events=_number(env, "OPS_SUPABASE_OUTBOX_EVENTS", int, 10_000,
+                                           low=1, high=10_000_000),
         )
 
 

@@ -18,9 +18,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def require_program(name: str) -> str:
-    """The program's path; skipped locally when missing, a failure under CI."""
-    path = shutil.which(name)
+def require_program(name: str, extra_dirs=()) -> str:
+    """The program's path (on PATH, else in ``extra_dirs``); skipped locally when missing,
+    a failure under CI."""
+    path = shutil.which(name) or shutil.which(name, path=os.pathsep.join(map(str, extra_dirs)))
     if path is None:
         message = f"{name} is not installed (make test installs it: tests/system-deps.sh)"
         if os.environ.get("CI") == "true":

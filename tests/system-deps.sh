@@ -10,6 +10,9 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # The recipe runner's tests: git for the example deploy recipe, python3 on PATH for recipes.
 command -v git >/dev/null || need+=(git)
 command -v python3 >/dev/null || need+=(python3)
+# PostgreSQL's server binaries live off PATH, in /usr/lib/postgresql/<version>/bin.
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+  || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -50,3 +50,15 @@ def _limit_send_time(seconds: float) -> None:
         sock = getattr(getattr(reader, "unreader", None), "sock", None)
     if sock is not None and hasattr(sock, "settimeout"):
         sock.settimeout(seconds)
+
+
+@bp.post("/stream_tokens")
+@admin_required
+def create_stream_token():
+    """A short-lived token that lets an EventSource stream one task without the admin token."""
+    payload = json_object({"task_id"})
+    task_id = int_field(payload.get("task_id"), "task_id", high=MAX_ID)
+    ops().store.get_task(task_id)  # 404 for an unknown task
+    token, expires_at = ops().tokens.mint(task_id)
+    return jsonify({"token": token, "expires_at": isoformat(expires_at), "task_id": task_id,
+                    "stream_url": url_for("stream.stream_task", task_id=task_id, token=token)})
