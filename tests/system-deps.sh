@@ -4,6 +4,8 @@ set -euo pipefail
 
 need=()
 command -v curl >/dev/null || need+=(curl)
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

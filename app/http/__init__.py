@@ -6,9 +6,10 @@ from .parsing import TaskIdConverter
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, stream, tasks
+    from . import health, stream, tasks, ui
 
     app.url_map.converters["task_id"] = TaskIdConverter
     app.register_blueprint(tasks.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(ui.bp)
