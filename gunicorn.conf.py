@@ -37,10 +37,23 @@ def on_starting(server):
                  f"SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
 
 
+def _grace(cfg):
+    """The part of graceful_timeout that tasks get; streams and the store need the rest."""
+    return max(1.0, cfg.graceful_timeout / 2)
+
+
+def post_worker_init(worker):
+    """Start background work; on SIGTERM end tasks and streams at once (app/lifecycle.py)."""
+    from app.lifecycle import on_sigterm, start_background
+
+    start_background(worker.wsgi)
+    on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
+
+
 def worker_exit(server, worker):
-    """End this worker's tasks cleanly: stop taking new ones, fail what cannot finish."""
+    """However the worker ends, its tasks end cleanly: no new ones, the rest failed."""
     app = getattr(worker, "wsgi", None)
-    ops = getattr(app, "extensions", {}).get("ops") if app is not None else None
-    if ops is not None:
-        ops.executor.shutdown(grace=max(1.0, server.cfg.graceful_timeout / 2))
-        ops.store.close()
+    if app is not None and "ops" in getattr(app, "extensions", {}):
+        from app.lifecycle import shutdown
+
+        shutdown(app, _grace(server.cfg))

@@ -22,7 +22,8 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .errors import register_error_handlers
     from .executor import Executor, build_runners
     from .extensions import Ops
-    from .http import register_blueprints
+    from .retention import RetentionSweeper
+    from .http import register_blueprints, security
     from .store import make_store
     from .stream import StreamTracker
 
@@ -38,11 +39,15 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     runners = build_runners(settings)
     executor = Executor(store, runners, workers=settings.workers,
                         queue_size=settings.queue_size, task_timeout=settings.task_timeout)
+    retention = (RetentionSweeper(store, settings.retention_seconds,
+                                  interval=settings.retention_interval)
+                 if settings.retention_seconds else None)
     app.extensions["ops"] = Ops(
         settings=settings, store=store, executor=executor,
         tokens=StreamTokens(settings.stream_secrets, settings.stream_token_ttl),
-        streams=StreamTracker())
+        streams=StreamTracker(settings.max_streams), retention=retention)
 
     register_error_handlers(app)
     register_blueprints(app)
+    security.init_app(app, settings.cors_origins)
     return app

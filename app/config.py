@@ -34,6 +34,12 @@ class Settings:
     stream_token_ttl: float = 300.0
     dev_tick_seconds: float = 0.5
     task_timeout: float = 3600.0
+    max_streams: int = 900
+    cors_origins: frozenset[str] = frozenset()
+    retention_seconds: float | None = None
+    retention_interval: float = 60.0
+    stream_max_seconds: float = 3600.0
+    stream_send_timeout: float = 30.0
     max_title_length: int = 200
     max_body_length: int = 10_000
     max_request_bytes: int = 64 * 1024
@@ -72,8 +78,14 @@ class Settings:
             raise ConfigError(f"{missing} is not set: the Supabase store needs both "
                               "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or neither)")
 
+        # The in-process store forgets everything at exit anyway: bound it by default.
+        retention = _number(env, "OPS_RETENTION_SECONDS", float, 0 if url else 86_400, low=0,
+                            high=10 * 365 * 86_400) or None
         return cls(
             admin_token=admin_token,
+            retention_seconds=retention,
+            retention_interval=_number(env, "OPS_RETENTION_INTERVAL", float, 60.0, low=0.1,
+                                       high=86_400),
             dev_mode=_flag(env, "DEV_LOCAL_LLM"),
             stream_secrets=secrets,
             stream_secret_is_fallback=fallback,
@@ -87,6 +99,13 @@ class Settings:
             dev_tick_seconds=_number(env, "OPS_DEV_TICK_SECONDS", float, 0.5, low=0, high=3600),
             task_timeout=_number(env, "OPS_TASK_TIMEOUT_SECONDS", float, 3600.0, low=1,
                                  high=7 * 86_400),
+            cors_origins=frozenset(o.strip().rstrip("/") for o in
+                                   env.get("OPS_CORS_ORIGINS", "").split(",") if o.strip()),
+            max_streams=_number(env, "OPS_MAX_STREAMS", int, 900, low=1, high=1_000_000),
+            stream_max_seconds=_number(env, "OPS_STREAM_MAX_SECONDS", float, 3600.0, low=1,
+                                       high=7 * 86_400),
+            stream_send_timeout=_number(env, "OPS_STREAM_SEND_TIMEOUT", float, 30.0, low=0.1,
+                                        high=3600),
             max_title_length=_number(env, "OPS_MAX_TITLE_LENGTH", int, 200, low=1, high=10_000),
             max_body_length=_number(env, "OPS_MAX_BODY_LENGTH", int, 10_000, low=0, high=1_000_000),
             max_request_bytes=_number(env, "OPS_MAX_REQUEST_BYTES", int, 64 * 1024, low=1024,

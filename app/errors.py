@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from .auth.stream_tokens import TokenForOtherTask, TokenInvalid
 from .executor import NoRunner, QueueFull, ShuttingDown
 from .store import StoreUnavailable, TaskFinished, TaskNotFound
+from .stream import StreamsClosing, TooManyStreams
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,18 @@ _STATUS = {
     NoRunner: 503,
     ShuttingDown: 503,
     StoreUnavailable: 503,
+    StreamsClosing: 503,
+    TooManyStreams: 503,
 }
+# Conditions that pass: the client should come back after this many seconds.
+_RETRY_AFTER = {QueueFull: "5", StoreUnavailable: "5", TooManyStreams: "5", StreamsClosing: "2",
+                ShuttingDown: "2"}
 
 
-def error_response(message: str, status: int, headers=None, **extra):
+def error_response(message: str, code: int, headers=None, **extra):
+    """A JSON error answer; ``extra`` adds fields beside ``error``."""
     response = jsonify({"error": message, **extra})
-    response.status_code = status
+    response.status_code = code
     if headers:
         response.headers.update(headers)
     return response
@@ -79,14 +86,12 @@ def register_error_handlers(app: Flask) -> None:
 
 def _domain_handler(status: int):
     def handle(error: Exception):
-        extra = {}
+        extra, message = {}, str(error)
         if isinstance(error, TaskFinished):
             extra["status"] = error.status.value
         if isinstance(error, StoreUnavailable):
             log.warning("store unavailable: %s", error)
-            return error_response("the task store is unavailable; try again shortly", status,
-                                  {"Retry-After": "5"})
-        if isinstance(error, QueueFull):
-            return error_response(str(error), status, {"Retry-After": "5"})
-        return error_response(str(error), status, **extra)
+            message = "the task store is unavailable; try again shortly"
+        retry = _RETRY_AFTER.get(type(error))
+        return error_response(message, status, {"Retry-After": retry} if retry else None, **extra)
     return handle

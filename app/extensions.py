@@ -9,6 +9,7 @@ from flask import current_app
 from .auth.stream_tokens import StreamTokens
 from .config import Settings
 from .executor import Executor
+from .retention import RetentionSweeper
 from .store import TaskStore
 from .stream import StreamTracker
 
@@ -20,6 +21,7 @@ class Ops:
     executor: Executor
     tokens: StreamTokens
     streams: StreamTracker
+    retention: RetentionSweeper | None = None
 
 
 def ops() -> Ops:

@@ -32,6 +32,21 @@ def app(settings):
 
 
 @pytest.fixture
+def admin_for():
+    """A factory: an Admin client on a new app with settings overrides; all shut down after."""
+    apps = []
+
+    def build(**overrides):
+        app = create_app(make_settings(**overrides))
+        apps.append(app)
+        return Admin(app.test_client())
+
+    yield build
+    for app in apps:
+        app.extensions["ops"].executor.shutdown(grace=5)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 
@@ -49,11 +64,11 @@ class Admin:
         assert response.status_code == 201, response.get_json()
         return response.get_json()
 
-    def get(self, path, **kwargs):
-        return self.client.get(path, headers=self.headers, **kwargs)
+    def get(self, path, headers=None, **kwargs):
+        return self.client.get(path, headers={**self.headers, **(headers or {})}, **kwargs)
 
-    def post(self, path, **kwargs):
-        return self.client.post(path, headers=self.headers, **kwargs)
+    def post(self, path, headers=None, **kwargs):
+        return self.client.post(path, headers={**self.headers, **(headers or {})}, **kwargs)
 
 
 @pytest.fixture

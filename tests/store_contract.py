@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -139,6 +140,26 @@ class StoreContract:
         finally:
             writer.join()
         assert [e.kind for e in got] == ["tick"]
+
+    def test_purge_deletes_only_tasks_that_ended_before_the_cutoff(self, store):
+        ended = [store.create_task(f"old{n}", None, "dev") for n in range(3)]
+        for task in ended:
+            store.request_cancel(task.id)
+        running = store.create_task("running", None, "dev")
+        store.mark_running(running.id)
+        queued = store.create_task("queued", None, "dev")
+        last_end = store.get_task(ended[-1].id).finished_at
+        assert store.purge_finished(ended[0].created_at, limit=10) == 0  # nothing ended yet then
+        cutoff = last_end + timedelta(microseconds=1)
+        assert store.purge_finished(cutoff, limit=2) == 2  # in batches, oldest first
+        assert store.purge_finished(cutoff, limit=2) == 1
+        assert store.purge_finished(cutoff, limit=2) == 0
+        for task in ended:
+            with pytest.raises(TaskNotFound):
+                store.get_task(task.id)
+        assert store.get_task(running.id).status == TaskStatus.RUNNING
+        assert store.get_task(queued.id).status == TaskStatus.QUEUED
+        assert [t.id for t in store.list_tasks(10)] == [queued.id, running.id]
 
     def test_concurrent_writers_keep_every_event(self, store):
         tasks = [store.create_task(f"t{n}", None, "dev") for n in range(4)]

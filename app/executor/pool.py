@@ -137,7 +137,10 @@ class Executor:
             if task_id is None:
                 return
             try:
-                self._run(task_id)
+                if self._closing.is_set():  # queued tasks do not start once shutdown began
+                    self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
+                else:
+                    self._run(task_id)
             except Exception:  # a store failure must not kill the worker
                 log.exception("task %s: could not be run", task_id)
             finally:

@@ -26,10 +26,23 @@ def stream_task(task_id: int):
     task = o.store.get_task(task_id)  # 404 before any stream starts
     header = request.headers.get("Last-Event-ID")
     last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
+    o.streams.admit()  # 503 past the cap; released when the server closes the response
+    _limit_send_time(o.settings.stream_send_timeout)
     body = event_stream(o.store, task_id, last_id, finished=task.status.is_terminal,
                         heartbeat=o.settings.heartbeat_seconds, retry_ms=o.settings.retry_ms,
-                        tracker=o.streams)
-    return Response(body, mimetype="text/event-stream", headers=SSE_HEADERS)
+                        max_seconds=o.settings.stream_max_seconds, tracker=o.streams)
+    response = Response(body, mimetype="text/event-stream", headers=SSE_HEADERS)
+    response.call_on_close(o.streams.release)
+    return response
+
+
+def _limit_send_time(seconds: float) -> None:
+    """Drop a client that stops reading: a write blocked this long fails and ends the stream.
+
+    gunicorn's gevent worker exposes the connection's socket; other servers keep theirs."""
+    sock = request.environ.get("gunicorn.sock")
+    if sock is not None and hasattr(sock, "settimeout"):
+        sock.settimeout(seconds)
 
 
 @bp.post("/stream_tokens")

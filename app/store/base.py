@@ -198,5 +198,11 @@ class TaskStore:
         Returns as soon as an event is there; an empty list means the timeout passed."""
         raise NotImplementedError
 
+    def purge_finished(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` terminal tasks that ended before ``before``, with their
+        events, oldest first; return how many. Never touches a queued or running task."""
+        raise NotImplementedError
+
     def close(self) -> None:
-        """Release connections and background pollers."""
+        """Release connections and pollers, and wake every ``wait_events`` under way: from
+        now on it returns at once (with what is there, maybe nothing)."""

@@ -42,6 +42,7 @@ class MemoryStore(TaskStore):
         self._records: dict[int, _Record] = {}
         self._last_task_id = 0
         self._last_event_id = 0  # one sequence for all tasks, as in the database
+        self._closed = False
 
     def check(self) -> None:
         return None
@@ -129,12 +130,24 @@ class MemoryStore(TaskStore):
     def wait_events(self, task_id, after_id, timeout, limit=100):
         with self._lock:
             record = self._record(task_id)
-            record.changed.wait_for(lambda: record.event_ids[-1] > after_id, timeout)
+            record.changed.wait_for(lambda: record.event_ids[-1] > after_id or self._closed,
+                                    timeout)
             start = bisect.bisect_right(record.event_ids, after_id)
             return record.events[start:start + limit]
 
+    def purge_finished(self, before, limit):
+        with self._lock:
+            ended = sorted((r.task.finished_at, task_id) for task_id, r in self._records.items()
+                           if r.task.status.is_terminal and r.task.finished_at < before)
+            for _, task_id in ended[:limit]:
+                del self._records[task_id]
+            return min(len(ended), limit)
+
     def close(self) -> None:
-        return None
+        with self._lock:
+            self._closed = True
+            for record in self._records.values():
+                record.changed.notify_all()
 
     # -- internals; callers hold the lock ---------------------------------------------------
 

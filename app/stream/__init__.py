@@ -1,5 +1,6 @@
 """The Server-Sent Events stream of a task's events."""
 
-from .sse import StreamTracker, event_stream, format_event
+from .sse import (StreamsClosing, StreamTracker, TooManyStreams, event_stream,
+                  format_event)
 
-__all__ = ["StreamTracker", "event_stream", "format_event"]
+__all__ = ["StreamTracker", "StreamsClosing", "TooManyStreams", "event_stream", "format_event"]

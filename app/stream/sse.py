@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..store import Event, StoreUnavailable, TaskStore, TERMINAL_KINDS
 
@@ -29,44 +29,65 @@ def format_event(event: Event) -> str:
     return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
 
 
+class TooManyStreams(Exception):
+    """This process serves its maximum of streams (503 with Retry-After)."""
+
+
+class StreamsClosing(Exception):
+    """The process is shutting down and opens no stream (503)."""
+
+
 class StreamTracker:
-    """Counts the streams open in this process."""
+    """Counts this process's open streams, caps them, and ends them all at shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._lock = threading.Lock()
+        self.limit = limit
         self.open = 0
+        self.closing = False
 
-    def opened(self) -> None:
+    def admit(self) -> None:
+        """Count a new stream in, or refuse it; ``release`` must follow (on response close)."""
         with self._lock:
+            if self.closing:
+                raise StreamsClosing("the server is shutting down; reconnect with Last-Event-ID")
+            if self.limit is not None and self.open >= self.limit:
+                raise TooManyStreams(f"this server already serves {self.limit} streams; "
+                                     "retry shortly")
             self.open += 1
 
-    def closed(self) -> None:
+    def release(self) -> None:
         with self._lock:
             self.open -= 1
 
+    def close_all(self) -> None:
+        """Make every stream end after its current wait (they check ``closing``)."""
+        self.closing = True
+
 
 def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool,
-                 heartbeat: float, retry_ms: int, tracker: StreamTracker) -> Iterator[str]:
+                 heartbeat: float, retry_ms: int, max_seconds: float, tracker: StreamTracker,
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
     """Yield the SSE body for ``task_id`` from event ``last_id`` on.
 
     ``finished`` says the task was already terminal when the client asked, so that the
-    stream ends once the stored events are replayed instead of waiting for more."""
-    tracker.opened()
-    try:
-        yield f"retry: {retry_ms}\n\n"
-        while True:
-            try:
-                events = store.wait_events(task_id, last_id, 0 if finished else heartbeat, PAGE)
-                if not events and (finished or _ended_before(store, task_id, last_id)):
-                    return
-            except StoreUnavailable as error:
-                log.warning("stream of task %s: store unavailable: %s", task_id, error)
-                yield ": store unavailable, retrying\n\n"
-                time.sleep(min(heartbeat, 1.0))
-                continue
-            if not events:
-                yield HEARTBEAT
-                continue
+    stream ends once the stored events are replayed instead of waiting for more. After
+    ``max_seconds``, or when the tracker is closing, the stream ends between two events and
+    the client resumes with ``Last-Event-ID``."""
+    deadline = clock() + max_seconds
+    yield f"retry: {retry_ms}\n\n"
+    while True:
+        wait = 0 if finished else min(heartbeat, max(0.0, deadline - clock()))
+        try:
+            events = store.wait_events(task_id, last_id, wait, PAGE)
+            if not events and (finished or _ended_before(store, task_id, last_id)):
+                return
+        except StoreUnavailable as error:
+            log.warning("stream of task %s: store unavailable: %s", task_id, error)
+            yield ": store unavailable, retrying\n\n"
+            time.sleep(min(heartbeat, 1.0))
+            continue
+        if events:
             chunk = []
             for event in events:
                 chunk.append(format_event(event))
@@ -75,8 +96,10 @@ def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool
                     yield "".join(chunk)
                     return
             yield "".join(chunk)
-    finally:
-        tracker.closed()
+        if tracker.closing or clock() >= deadline:
+            return
+        if not events:
+            yield HEARTBEAT
 
 
 def _ended_before(store: TaskStore, task_id: int, last_id: int) -> bool:

@@ -1,0 +1,115 @@
+"""The executor: bounds, failures, timeouts and shutdown (runner behaviour is in runner_contract)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.executor import Executor, QueueFull, ShuttingDown, TaskFailed
+from app.store import MemoryStore, TaskStatus
+from live import wait_until
+
+
+class ScriptedRunner:
+    """Runs whatever callable the task's title names."""
+
+    name = "scripted"
+
+    def __init__(self, scripts):
+        self.scripts = scripts
+
+    def run(self, task, ctx):
+        return self.scripts[task.title](ctx)
+
+
+@pytest.fixture
+def make_executor():
+    made = []
+
+    def build(scripts, **options):
+        executor = Executor(MemoryStore(), {"scripted": ScriptedRunner(scripts)}, **options)
+        made.append(executor)
+        return executor
+
+    yield build
+    for executor in made:
+        executor.shutdown(grace=5)
+
+
+def ended(executor, task_id):
+    return wait_until(lambda: (t := executor.store.get_task(task_id)).status.is_terminal and t)
+
+
+def test_never_runs_more_than_workers_at_once(make_executor):
+    lock, release = threading.Lock(), threading.Event()
+    state = {"now": 0, "peak": 0}
+
+    def work(ctx):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        release.wait(10)
+        with lock:
+            state["now"] -= 1
+
+    executor = make_executor({"w": work}, workers=3, queue_size=10)
+    tasks = [executor.submit("w", None, "scripted") for _ in range(8)]
+    wait_until(lambda: executor.stats()["running"] == 3)
+    assert executor.stats()["queued"] == 5
+    release.set()
+    for task in tasks:
+        assert ended(executor, task.id).status == TaskStatus.DONE
+    assert state["peak"] == 3
+
+
+def test_runner_errors_fail_the_task_and_the_worker_goes_on(make_executor):
+    def boom(ctx):
+        raise RuntimeError("disk on fire")
+
+    def refuse(ctx):
+        raise TaskFailed("exit code 3", code=3)
+
+    executor = make_executor({"boom": boom, "refuse": refuse, "ok": lambda ctx: {"x": 1}},
+                             workers=1)
+    first = executor.submit("boom", None, "scripted")
+    second = executor.submit("refuse", None, "scripted")
+    third = executor.submit("ok", None, "scripted")
+    assert ended(executor, first.id).error == "runner error: RuntimeError: disk on fire"
+    assert ended(executor, second.id).error == "exit code 3"
+    assert executor.store.events_after(second.id, 0)[-1].data == {"code": 3,
+                                                                  "reason": "exit code 3"}
+    assert ended(executor, third.id).status == TaskStatus.DONE
+    assert executor.store.events_after(third.id, 0)[-1].data == {"x": 1}
+
+
+def test_task_timeout_fails_with_reason_timeout(make_executor):
+    executor = make_executor({"slow": lambda ctx: ctx.sleep(30)}, task_timeout=0.2,
+                             watch_interval=0.05)
+    task = executor.submit("slow", None, "scripted")
+    final = ended(executor, task.id)
+    assert final.status == TaskStatus.FAILED and final.error == "timeout"
+
+
+def test_full_queue_refuses_without_creating(make_executor):
+    gate = threading.Event()
+    executor = make_executor({"wait": lambda ctx: gate.wait(10)}, workers=1, queue_size=1)
+    executor.submit("wait", None, "scripted")
+    executor.submit("wait", None, "scripted")
+    with pytest.raises(QueueFull):
+        executor.submit("wait", None, "scripted")
+    assert len(executor.store.list_tasks(10)) == 2
+    gate.set()
+
+
+def test_shutdown_fails_queued_tasks_and_refuses_new_ones(make_executor):
+    executor = make_executor({"slow": lambda ctx: ctx.sleep(30)}, workers=1, queue_size=5)
+    running = executor.submit("slow", None, "scripted")
+    queued = executor.submit("slow", None, "scripted")
+    wait_until(lambda: executor.store.get_task(running.id).status == TaskStatus.RUNNING)
+    executor.shutdown(grace=5)
+    for task in (running, queued):
+        final = executor.store.get_task(task.id)
+        assert final.status == TaskStatus.FAILED and final.error == "shutdown"
+    with pytest.raises(ShuttingDown):
+        executor.submit("slow", None, "scripted")

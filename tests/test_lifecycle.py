@@ -1,0 +1,54 @@
+"""Stopping the real server: SIGTERM mid-task ends tasks and streams cleanly and in time."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from live import GunicornServer, wait_until
+from sse import parse_messages
+
+pytestmark = pytest.mark.live
+
+ADMIN = "lifecycle-admin-token"
+HEADERS = {"X-Admin-Token": ADMIN}
+
+
+def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
+    env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "60",
+           "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_GRACEFUL_TIMEOUT": "10", "OPS_WORKERS": "1"}
+    with GunicornServer(env) as server:
+        running = requests.post(f"{server.url}/ops/tasks", json={"title": "long"},
+                                headers=HEADERS, timeout=10).json()["id"]
+        queued = requests.post(f"{server.url}/ops/tasks", json={"title": "waits"},
+                               headers=HEADERS, timeout=10).json()["id"]
+        seen = {running: [], queued: []}
+
+        def watch(task_id):
+            with requests.get(f"{server.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
+                              stream=True, timeout=30) as response:
+                for message in parse_messages(response.iter_lines(decode_unicode=True)):
+                    if "data" in message:
+                        seen[task_id].append((message["event"], message["data"]))
+
+        watchers = [threading.Thread(target=watch, args=(t,)) for t in seen]
+        for watcher in watchers:
+            watcher.start()
+        wait_until(lambda: requests.get(f"{server.url}/ops/stats", headers=HEADERS,
+                                        timeout=5).json()["streams_open"] == 2)
+        stopped_at = time.monotonic()
+        code = server.stop(signal.SIGTERM, timeout=20)
+        took = time.monotonic() - stopped_at
+        for watcher in watchers:
+            watcher.join(20)
+        assert code == 0 and took < 10, (code, took, server.log())
+        for task_id, events in seen.items():
+            kind, data = events[-1]
+            assert kind == "failed" and '"reason":"shutdown"' in data, (task_id, events)
+        assert [k for k, _ in seen[running]] == ["created", "status", "failed"]
+        assert [k for k, _ in seen[queued]] == ["created", "failed"]
+        assert "Worker graceful timeout" not in server.log()
