@@ -101,6 +101,19 @@ class Dashboard:
         return self.page.eval_on_selector_all(".task-row", """rows => rows.map(row => ({
             id: Number(row.dataset.taskId), status: row.dataset.status}))""")
 
+    def overflows_sideways(self) -> bool:
+        return self.page.evaluate(OVERFLOWS_SIDEWAYS)
+
+    def log_at_bottom(self) -> bool:
+        return self.page.evaluate(LOG_AT_BOTTOM)
+
+    def focused(self) -> str:
+        """The focused element: ``task-<id>`` for a task row, else its id or tag."""
+        return self.page.evaluate(FOCUSED)
+
+    def contrast_ratios(self) -> list[dict]:
+        return self.page.evaluate(CONTRAST_RATIOS)
+
     def stored_token(self) -> str | None:
         return self.page.evaluate(f"sessionStorage.getItem({json.dumps(TOKEN_KEY)})")
 
@@ -131,3 +144,54 @@ class Dashboard:
         assert leaked == [], f"the admin token appeared in request URLs: {leaked}"
         assert admin_token not in self.page.url
         assert self.problems == []
+
+
+OVERFLOWS_SIDEWAYS = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+
+LOG_AT_BOTTOM = """() => { const log = document.querySelector('#event-log');
+    return log.scrollHeight - log.scrollTop - log.clientHeight <= 8; }"""
+
+FOCUSED = """() => { const el = document.activeElement;
+    return el.dataset.taskId ? `task-${el.dataset.taskId}` : el.id || el.tagName; }"""
+
+# The WCAG contrast ratio of every visible text element, and of a sample badge and log line of each kind.
+CONTRAST_RATIOS = r"""() => {
+    const list = document.querySelector('#task-list'), log = document.querySelector('#event-log');
+    const samples = [];
+    for (const status of ['queued', 'running', 'done', 'failed', 'canceled']) {
+        const badge = document.createElement('span');
+        badge.className = `badge badge-${status}`; badge.textContent = status;
+        list.append(badge); samples.push(badge);
+    }
+    for (const kind of ['created', 'status', 'tick', 'log', 'done', 'failed', 'canceled']) {
+        const line = document.createElement('li');
+        line.className = `kind-${kind}`;
+        for (const part of ['time', 'kind', 'text']) {
+            const span = document.createElement('span');
+            span.className = part; span.textContent = part; line.append(span);
+        }
+        log.append(line); samples.push(line);
+    }
+    const rgb = (color) => color.match(/[\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => [r, g, b].map((v) => {
+        v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    }).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = (el) => {
+        for (let node = el; node; node = node.parentElement) {
+            const color = rgb(getComputedStyle(node).backgroundColor);
+            if (color.length < 4 || color[3] > 0) return color;
+        }
+        return [255, 255, 255];
+    };
+    const selector = 'h1, h2, h3, label, p, dt, dd, button, a, .badge, .task-meta, .session-label,'
+        + ' #event-log time, #event-log span, select, input';
+    const ratios = [...document.querySelectorAll(selector)]
+        .filter((el) => el.getClientRects().length && (el.textContent.trim() || el.matches('input')))
+        .map((el) => {
+            const [a, b] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
+            return { what: `${el.tagName}#${el.id}.${el.className}`,
+                     ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
+        });
+    samples.forEach((el) => el.remove());
+    return ratios;
+}"""

@@ -76,7 +76,7 @@ class GunicornServer:
             raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
         try:
             return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
             return False
 
     def log(self) -> str:

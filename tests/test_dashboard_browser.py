@@ -7,10 +7,12 @@ and see the page renew its stream token several times.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
-from browser import DESKTOP, Dashboard, chromium
+from browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
 from live import ROOT, GunicornServer, wait_until
 from sse import DEV_KINDS
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.live
 ADMIN = "dashboard-admin-token-5f1c0e"
 SECRET = "dashboard-stream-secret-0123456789"
 SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
-PHONE = {"width": 375, "height": 360}
+PHONE = {"width": 375, "height": 300}
 
 
 def dev_server(tick_seconds: float, **env: str) -> GunicornServer:
@@ -102,6 +104,13 @@ def test_wrong_token_is_refused_and_sign_out_forgets_the_token(quick_server, ope
     tab.page.reload()
     tab.page.wait_for_selector("#sign-in", state="visible")
     assert tab.page.is_hidden("#dashboard")
+
+    # A token the server stopped accepting (it was changed) signs the tab out, saying why.
+    tab.page.evaluate(f"sessionStorage.setItem({json.dumps(TOKEN_KEY)}, 'an-old-token')")
+    tab.page.reload()
+    tab.page.wait_for_selector("#sign-in-error", state="visible")
+    assert "no longer accepts" in tab.text("#sign-in-error")
+    assert tab.stored_token() is None
     tab.assert_clean(ADMIN)
 
 
@@ -258,15 +267,15 @@ def test_cancel_a_running_task(slow_server, open_dashboard):
 @pytest.mark.slow
 def test_phone_width_and_the_log_follows_unless_scrolled_up(slow_server, open_dashboard):
     tab = open_dashboard(slow_server, viewport=PHONE)
-    assert not tab.page.evaluate(OVERFLOWS_SIDEWAYS)
+    assert not tab.overflows_sideways()
     tab.sign_in(ADMIN)
     tab.signed_in()
     tab.create("Watch on a phone")
     assert tab.page.is_visible("#task-view")  # on a phone the open task comes first
     tab.page.wait_for_function("() => { const log = document.querySelector('#event-log');"
                                " return log.scrollHeight > log.clientHeight + 20; }")
-    assert tab.page.evaluate(LOG_AT_BOTTOM), "the log did not follow the newest event"
-    assert not tab.page.evaluate(OVERFLOWS_SIDEWAYS)
+    assert tab.log_at_bottom(), "the log did not follow the newest event"
+    assert not tab.overflows_sideways()
 
     tab.page.eval_on_selector("#event-log", "log => log.scrollTo(0, 0)")
     tab.page.wait_for_function("() => document.querySelector('#event-log').scrollTop === 0")
@@ -276,7 +285,7 @@ def test_phone_width_and_the_log_follows_unless_scrolled_up(slow_server, open_da
     tab.page.wait_for_selector("#jump-latest", state="visible")
 
     tab.page.click("#jump-latest")
-    assert tab.page.evaluate(LOG_AT_BOTTOM)
+    assert tab.log_at_bottom()
     tab.wait_for_event("done")
     tab.page.wait_for_function(LOG_AT_BOTTOM)
     assert_whole_log(tab.log())
@@ -332,12 +341,12 @@ def test_keyboard_reaches_everything_and_text_is_readable(quick_server, open_das
     tab.sign_in(ADMIN)
     tab.signed_in()
     tab.page.wait_for_selector(f'.task-row[data-task-id="{task["id"]}"]')
-    assert tab.page.evaluate(FOCUSED) == "task-title"
+    assert tab.focused() == "task-title"
     tab.page.keyboard.press("Shift+Tab")
-    reached = [tab.page.evaluate(FOCUSED)]
+    reached = [tab.focused()]
     for _ in range(40):
         tab.page.keyboard.press("Tab")
-        reached.append(tab.page.evaluate(FOCUSED))
+        reached.append(tab.focused())
         if reached[-1] == f"task-{task['id']}":
             break
     assert {"sign-out", "task-title", "task-notes", "create-button", "status-filter",
@@ -346,59 +355,9 @@ def test_keyboard_reaches_everything_and_text_is_readable(quick_server, open_das
     tab.page.wait_for_selector("#task-view", state="visible")
     tab.wait_for_event("created")
 
-    ratios = tab.page.evaluate(CONTRAST_RATIOS)
+    ratios = tab.contrast_ratios()
     assert len(ratios) > 20
     poor = [r for r in ratios if r["ratio"] < 4.5]
     assert poor == [], poor
     tab.assert_clean(ADMIN)
 
-
-OVERFLOWS_SIDEWAYS = "document.documentElement.scrollWidth > document.documentElement.clientWidth"
-
-LOG_AT_BOTTOM = """() => { const log = document.querySelector('#event-log');
-    return log.scrollHeight - log.scrollTop - log.clientHeight <= 8; }"""
-
-FOCUSED = """() => { const el = document.activeElement;
-    return el.dataset.taskId ? `task-${el.dataset.taskId}` : el.id || el.tagName; }"""
-
-# WCAG contrast of every visible text element, and of a sample badge and log line of each kind.
-CONTRAST_RATIOS = r"""() => {
-    const list = document.querySelector('#task-list'), log = document.querySelector('#event-log');
-    const samples = [];
-    for (const status of ['queued', 'running', 'done', 'failed', 'canceled']) {
-        const badge = document.createElement('span');
-        badge.className = `badge badge-${status}`; badge.textContent = status;
-        list.append(badge); samples.push(badge);
-    }
-    for (const kind of ['created', 'status', 'tick', 'log', 'done', 'failed', 'canceled']) {
-        const line = document.createElement('li');
-        line.className = `kind-${kind}`;
-        for (const part of ['time', 'kind', 'text']) {
-            const span = document.createElement('span');
-            span.className = part; span.textContent = part; line.append(span);
-        }
-        log.append(line); samples.push(line);
-    }
-    const rgb = (color) => color.match(/[\d.]+/g).map(Number);
-    const luminance = ([r, g, b]) => [r, g, b].map((v) => {
-        v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
-    }).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
-    const background = (el) => {
-        for (let node = el; node; node = node.parentElement) {
-            const color = rgb(getComputedStyle(node).backgroundColor);
-            if (color.length < 4 || color[3] > 0) return color;
-        }
-        return [255, 255, 255];
-    };
-    const selector = 'h1, h2, h3, label, p, dt, dd, button, a, .badge, .task-meta, .session-label,'
-        + ' #event-log time, #event-log span, select, input';
-    const ratios = [...document.querySelectorAll(selector)]
-        .filter((el) => el.getClientRects().length && (el.textContent.trim() || el.matches('input')))
-        .map((el) => {
-            const [a, b] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
-            return { what: `${el.tagName}#${el.id}.${el.className}`,
-                     ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
-        });
-    samples.forEach((el) => el.remove());
-    return ratios;
-}"""
