@@ -154,7 +154,8 @@ LOG_AT_BOTTOM = """() => { const log = document.querySelector('#event-log');
 FOCUSED = """() => { const el = document.activeElement;
     return el.dataset.taskId ? `task-${el.dataset.taskId}` : el.id || el.tagName; }"""
 
-# The WCAG contrast ratio of every visible text element, and of a sample badge and log line of each kind.
+# The WCAG contrast ratio of every visible text element, and of a sample badge and log line
+# of each kind.
 CONTRAST_RATIOS = r"""() => {
     const list = document.querySelector('#task-list'), log = document.querySelector('#event-log');
     const samples = [];
@@ -186,7 +187,8 @@ CONTRAST_RATIOS = r"""() => {
     const selector = 'h1, h2, h3, label, p, dt, dd, button, a, .badge, .task-meta, .session-label,'
         + ' #event-log time, #event-log span, select, input';
     const ratios = [...document.querySelectorAll(selector)]
-        .filter((el) => el.getClientRects().length && (el.textContent.trim() || el.matches('input')))
+        .filter((el) => el.getClientRects().length
+            && (el.textContent.trim() || el.matches('input')))
         .map((el) => {
             const [a, b] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
             return { what: `${el.tagName}#${el.id}.${el.className}`,

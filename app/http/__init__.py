@@ -1,4 +1,4 @@
-"""The HTTP layer: one blueprint per resource, all under ``/ops`` and admin-gated."""
+"""The HTTP layer: one blueprint per resource under ``/ops``, all admin-gated but ``/ops/ui``."""
 
 from flask import Flask
 

@@ -5,7 +5,8 @@ import { el, showMessage } from "./format.js";
 
 /** The recipes of a GET /ops/recipes answer, as [{name, description, params: [...]}]. */
 export function readRecipes(answer) {
-  const list = Array.isArray(answer) ? answer : Array.isArray(answer?.recipes) ? answer.recipes : [];
+  const list = Array.isArray(answer) ? answer
+    : Array.isArray(answer?.recipes) ? answer.recipes : [];
   return list
     .filter((recipe) => recipe && typeof recipe.name === "string" && recipe.name)
     .map((recipe) => ({
@@ -24,7 +25,8 @@ function readParams(params) {
   return entries
     .filter(([name]) => typeof name === "string" && name)
     .map(([name, spec]) => {
-      const info = typeof spec === "string" ? { pattern: spec } : spec && typeof spec === "object" ? spec : {};
+      const info = typeof spec === "string" ? { pattern: spec }
+        : spec && typeof spec === "object" ? spec : {};
       return {
         name,
         pattern: typeof info.pattern === "string" ? info.pattern : null,
@@ -73,7 +75,7 @@ export class CreateForm {
     let answer = null;
     try {
       answer = await this.api.get("/recipes");
-    } catch (error) {
+    } catch {
       answer = null; // 404: this server has no recipes; anything else: create plain tasks
     }
     this.recipes = readRecipes(answer);

@@ -1,7 +1,9 @@
 // The task list: newest first, filtered by status, paged with the API's cursor, and refreshed
 // by itself while a task on the page is queued or running.
 
-import { ACTIVE, badge, durationOf, el, formatDuration, formatTime, showMessage } from "./format.js";
+import {
+  ACTIVE, badge, durationOf, el, formatDuration, formatTime, showMessage,
+} from "./format.js";
 
 const REFRESH_MS = 2_000;
 
