@@ -9,6 +9,7 @@ are users' and must not change; the others carry the ``OPS_`` prefix.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -43,6 +44,9 @@ class Settings:
     max_title_length: int = 200
     max_body_length: int = 10_000
     max_request_bytes: int = 64 * 1024
+    # deployment: who may scrape /metrics, and whose X-Forwarded-* headers are believed
+    metrics_token: str | None = None
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
     @property
     def uses_supabase(self) -> bool:
@@ -110,6 +114,8 @@ class Settings:
             max_body_length=_number(env, "OPS_MAX_BODY_LENGTH", int, 10_000, low=0, high=1_000_000),
             max_request_bytes=_number(env, "OPS_MAX_REQUEST_BYTES", int, 64 * 1024, low=1024,
                                       high=16 * 1024 * 1024),
+            metrics_token=_secret(env, "OPS_METRICS_TOKEN"),
+            trusted_proxies=_addresses(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
         )
 
 
@@ -129,3 +135,24 @@ def _number(env, name, kind, default, *, low, high):
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {raw}")
     return value
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip() or None
+    if value is not None and len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
+    return value
+
+
+def _addresses(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``), or ``*`` for any."""
+    entries = tuple(e.strip() for e in env.get(name, default).split(",") if e.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} must list IP addresses or networks separated by commas "
+                              f"(or *), got {entry!r}") from None
+    return entries

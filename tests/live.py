@@ -47,6 +47,26 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, message
         time.sleep(interval)
 
 
+def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM,
+                       timeout: float = 30) -> int | None:
+    """Send ``sig`` to the process's group (started with ``start_new_session``), wait up to
+    ``timeout``, then kill whatever is left; return the exit code (None if it had to be killed)."""
+    code = None
+    try:
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+    return code
+
+
 class GunicornServer:
     """``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port, as users run it."""
 
@@ -76,7 +96,7 @@ class GunicornServer:
             raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
         try:
             return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             return False
 
     def log(self) -> str:
@@ -90,21 +110,10 @@ class GunicornServer:
         """Stop gunicorn (and anything left in its process group); return its exit code."""
         if self.process is None:
             return None
-        code = None
         try:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, sig)
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+            return stop_process_group(self.process, sig, timeout)
         finally:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
             self._log.close()
-        return code
 
     def close(self) -> None:
         self.stop()

@@ -4,6 +4,9 @@ set -euo pipefail
 
 need=()
 command -v curl >/dev/null || need+=(curl)
+# nginx: the deployment test runs it (its own config, temp dir, free port; the system's
+# nginx service is left alone). The package may not be on PATH for non-root users.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
