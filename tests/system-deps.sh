@@ -13,6 +13,8 @@ command -v python3 >/dev/null || need+=(python3)
 # PostgreSQL's server binaries live off PATH, in /usr/lib/postgresql/<version>/bin.
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
   || need+=(postgresql)
+# The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
