@@ -116,3 +116,18 @@ def test_unknown_static_file_is_a_json_404(client):
     response = client.get("/ops/ui/static/nope.js")
     assert response.status_code == 404
     assert "error" in response.get_json()
+
+
+def test_the_page_listens_for_every_event_kind_the_runners_write():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = "".join(p.read_text() for p in (root / "app" / "executor").rglob("*.py"))
+    written = set(re.findall(r"""(?:ctx\.emit|self\._emit)\(\s*["']([a-z_]+)["']""", code))
+    written |= {"created", "status", "done", "failed", "canceled"}  # the store and executor's
+    script = (root / "app" / "ui" / "static" / "stream.js").read_text()
+    listed = set(re.findall(r'"([a-z_]+)"', script[script.index("EVENT_KINDS"):
+                                                  script.index("];", script.index("EVENT_KINDS"))]))
+    assert {"tick", "log", "text"} <= written
+    assert written <= listed, written - listed
