@@ -93,6 +93,6 @@ def _domain_handler(status: int):
         if isinstance(error, StoreUnavailable):
             log.warning("store unavailable: %s", error)
             message = "the task store is unavailable; try again shortly"
-        retry = _RETRY_AFTER.get(type(error))
+        retry = next((_RETRY_AFTER[t] for t in type(error).__mro__ if t in _RETRY_AFTER), None)
         return error_response(message, status, {"Retry-After": retry} if retry else None, **extra)
     return handle

@@ -8,7 +8,8 @@ import pytest
 
 from app import Settings, create_app
 # PostgreSQL and the PostgREST stand-in, for the Supabase store's tests.
-from supabase_fixtures import postgres, supabase_db, supabase_gateway  # noqa: F401
+from supabase_fixtures import (postgres, supabase_db, supabase_env,  # noqa: F401
+                               supabase_gateway)
 
 ADMIN = "test-admin-token"
 SECRET = "test-stream-secret-0123456789"

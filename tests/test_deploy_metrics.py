@@ -100,7 +100,3 @@ def test_metrics_add_up_across_two_workers(supabase_env):
         check_metrics_follow_tasks(server.url, tasks=4)
         values = {scrape(server.url)[DONE] for _ in range(6)}
         assert len(values) == 1, f"scrapes disagree: {values}"
-
-
-# Enabled once the Supabase store (and a fixture ``supabase_env`` for it) is on main.
-test_metrics_add_up_across_two_workers.__test__ = False

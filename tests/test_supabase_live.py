@@ -15,7 +15,7 @@ from conftest import ADMIN, SECRET
 from live import GunicornServer, wait_until
 from postgres import PostgresServer
 from sse import DEV_KINDS, events, parse_messages
-from supabase_fixtures import own_gateway
+from supabase_fixtures import FAST_ENV, own_gateway
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -23,10 +23,8 @@ HEADERS = {"X-Admin-Token": ADMIN}
 
 
 def server_env(gateway, **overrides) -> dict[str, str]:
-    env = {**gateway.env, "SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": SECRET,
-           "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.2", "OPS_HEARTBEAT_SECONDS": "1",
-           "OPS_SUPABASE_POLL_SECONDS": "0.1", "OPS_SUPABASE_LEASE_SECONDS": "0.3",
-           "OPS_SUPABASE_ORPHAN_SECONDS": "1.5", "OPS_SUPABASE_TIMEOUT_SECONDS": "2"}
+    env = {**gateway.env, **FAST_ENV, "SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": SECRET,
+           "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.2", "OPS_HEARTBEAT_SECONDS": "1"}
     return {**env, **overrides}
 
 
