@@ -15,10 +15,13 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 ## dev: serve on http://localhost:8080 with the in-process store and the dev runner
+##      (DEV_LOCAL_LLM=0 make dev runs the example recipes of docs/examples/recipes.toml for real)
 dev: $(STAMP)
 	@token="$${SETTINGS_ADMIN_TOKEN:-adm}"; \
 	echo "Ops Orchestrator (dev) on http://localhost:$(PORT)  admin token: $$token"; \
-	SETTINGS_ADMIN_TOKEN="$$token" DEV_LOCAL_LLM=1 SUPABASE_URL= SUPABASE_SERVICE_ROLE_KEY= \
+	SETTINGS_ADMIN_TOKEN="$$token" DEV_LOCAL_LLM="$${DEV_LOCAL_LLM:-1}" \
+	SUPABASE_URL= SUPABASE_SERVICE_ROLE_KEY= \
+	OPS_RECIPES="$${OPS_RECIPES:-docs/examples/recipes.toml}" \
 	OPS_BIND="$${OPS_BIND:-127.0.0.1:$(PORT)}" WEB_CONCURRENCY=1 \
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 

@@ -2,10 +2,14 @@
 
 Event streams are long requests, so the gevent worker serves them (many per process).
 With the in-process store all tasks live in one process: exactly one worker then.
+``docs/deploy.md`` explains each variable; ``docs/configuration.md`` lists them.
 """
 
+import glob
 import os
+import shutil
 import sys
+import tempfile
 
 bind = os.environ.get("OPS_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -14,12 +18,23 @@ worker_connections = int(os.environ.get("OPS_WORKER_CONNECTIONS", "1000"))
 # Under gevent, timeout fires only when the event loop is blocked; open streams are fine.
 timeout = int(os.environ.get("OPS_GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("OPS_GRACEFUL_TIMEOUT", "20"))
-keepalive = 5
-accesslog = os.environ.get("OPS_ACCESS_LOG", "-")
+keepalive = int(os.environ.get("OPS_KEEPALIVE", "5"))
+# X-Forwarded-Proto is believed only from these addresses (the app applies the same list to
+# X-Forwarded-For: app/proxy.py). Keep it to the proxy's own address.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# The app logs one line per request (with its id); gunicorn's own access log is optional.
+accesslog = os.environ.get("OPS_ACCESS_LOG") or None
+access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms '
+                     'request_id=%({x-request-id}o)s')
 errorlog = "-"
+loglevel = os.environ.get("OPS_LOG_LEVEL", "info").lower()
+# Same format as the app's (JSON lines with OPS_LOG_JSON=1); credentials redacted.
+logger_class = "app.logs.GunicornLogger"
 control_socket_disable = True
 # No max_requests (recycling would kill running tasks) and no preload (pools must start
 # after the fork, and gevent must patch before anything is imported).
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def on_starting(server):
@@ -31,10 +46,42 @@ def on_starting(server):
         settings = Settings.from_env()
     except ConfigError as error:
         sys.exit(f"error: {error}")
-    if not settings.uses_supabase and server.cfg.workers > 1:
+    if settings.uses_supabase:
+        _check_supabase(settings)
+    elif server.cfg.workers > 1:
         sys.exit(f"error: the in-process store keeps tasks in one process, so gunicorn must run "
                  f"one worker (got {server.cfg.workers}); set WEB_CONCURRENCY=1 or configure "
                  f"SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
+    _prepare_metrics_dir(server)
+
+
+def _prepare_metrics_dir(server):
+    """Workers share their metrics through files: a fresh directory for every start.
+
+    Set before any worker is forked (and imports prometheus_client, which reads it once)."""
+    directory = os.environ.get(METRICS_DIR)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):  # a previous run's values
+            os.remove(stale)
+    elif server.cfg.workers > 1:
+        directory = tempfile.mkdtemp(prefix="ops-metrics-")
+        os.environ[METRICS_DIR] = directory
+        server.ops_metrics_tmpdir = directory
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's gauges (its counters stay: totals never go down)."""
+    if os.environ.get(METRICS_DIR):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    tmpdir = getattr(server, "ops_metrics_tmpdir", None)
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _grace(cfg):
@@ -48,6 +95,33 @@ def post_worker_init(worker):
 
     start_background(worker.wsgi)
     on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
+
+
+def _check_supabase(settings):
+    """Both tables and all their columns must answer before any worker starts.
+
+    The check runs in a forked child so that the master never imports the HTTP client
+    and ``ssl`` (each worker monkey-patches them after its own fork)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from app.store import StoreUnavailable, make_store
+
+            store = make_store(settings)
+            try:
+                store.check()
+                code = 0
+            except StoreUnavailable as error:
+                print(f"error: {error}", file=sys.stderr)
+            finally:
+                store.close()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(1)  # the child said why, in one line
 
 
 def worker_exit(server, worker):

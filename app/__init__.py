@@ -19,13 +19,17 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     ``store`` replaces the configured store (tests). Raises ConfigError when the settings
     cannot run the service."""
     from .auth.stream_tokens import StreamTokens
+    from .cli import ops as ops_cli
     from .errors import register_error_handlers
     from .executor import Executor, build_runners
     from .extensions import Ops
-    from .retention import RetentionSweeper
     from .http import register_blueprints, security
+    from .logs import init_request_logging
+    from .metrics import MeteredStreamTracker, Metrics, init_metrics
+    from .observed_store import ObservedStore
+    from .proxy import TrustedProxyFix
+    from .retention import RetentionSweeper
     from .store import make_store
-    from .stream import StreamTracker
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -35,19 +39,26 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     if settings.stream_secret_is_fallback:
         log.warning("OPS_STREAM_SECRET is not set: stream tokens are signed with the admin "
                     "token; set OPS_STREAM_SECRET in production")
-    store = store or make_store(settings)
+    metrics = Metrics()
+    store = ObservedStore(store or make_store(settings), metrics)
     runners = build_runners(settings)
     executor = Executor(store, runners, workers=settings.workers,
-                        queue_size=settings.queue_size, task_timeout=settings.task_timeout)
+                        queue_size=settings.queue_size, task_timeout=settings.task_timeout,
+                        # a store shared by processes is watched for cancels at its poll pace
+                        watch_interval=getattr(store, "cancel_poll_seconds", None) or 1.0)
     retention = (RetentionSweeper(store, settings.retention_seconds,
                                   interval=settings.retention_interval)
                  if settings.retention_seconds else None)
     app.extensions["ops"] = Ops(
         settings=settings, store=store, executor=executor,
         tokens=StreamTokens(settings.stream_secrets, settings.stream_token_ttl),
-        streams=StreamTracker(settings.max_streams), retention=retention)
+        streams=MeteredStreamTracker(metrics, settings.max_streams), retention=retention)
 
     register_error_handlers(app)
     register_blueprints(app)
     security.init_app(app, settings.cors_origins)
+    init_request_logging(app)
+    init_metrics(app, metrics)
+    app.cli.add_command(ops_cli)
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.trusted_proxies)
     return app

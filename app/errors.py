@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .auth.stream_tokens import TokenForOtherTask, TokenInvalid
-from .executor import NoRunner, QueueFull, ShuttingDown
+from .executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
 from .store import StoreUnavailable, TaskFinished, TaskNotFound
 from .stream import StreamsClosing, TooManyStreams
 
@@ -46,6 +46,7 @@ _STATUS = {
     TokenForOtherTask: 403,
     QueueFull: 429,
     NoRunner: 503,
+    TaskRejected: 422,
     ShuttingDown: 503,
     StoreUnavailable: 503,
     StreamsClosing: 503,
@@ -92,6 +93,6 @@ def _domain_handler(status: int):
         if isinstance(error, StoreUnavailable):
             log.warning("store unavailable: %s", error)
             message = "the task store is unavailable; try again shortly"
-        retry = _RETRY_AFTER.get(type(error))
+        retry = next((_RETRY_AFTER[t] for t in type(error).__mro__ if t in _RETRY_AFTER), None)
         return error_response(message, status, {"Retry-After": retry} if retry else None, **extra)
     return handle

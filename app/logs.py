@@ -1,16 +1,240 @@
-"""Log set-up for the server process: one line per record on stderr."""
+"""Logs: one line per request and per task state change, as text or JSON lines, secrets redacted.
 
+- :func:`configure_logging` (called by ``wsgi.py``) sends the app's records to stderr, as JSON
+  lines when ``OPS_LOG_JSON=1``.
+- :func:`init_request_logging` gives every request an id (nginx's ``X-Request-ID`` when it is
+  well formed, else a new one), returns it as ``X-Request-ID`` and logs one line when the
+  response is closed: for an event stream, when the stream ends.
+- :class:`GunicornLogger` (``logger_class`` in ``gunicorn.conf.py``) gives gunicorn's error and
+  access logs the same format and the same redaction.
+
+Redaction: the values of the ``token`` and ``admin_token`` query parameters, of headers that
+carry credentials, and any literal value of a secret variable of the environment (``*_TOKEN``,
+``*_SECRET``, ``*_KEY``, ``*PASSWORD*``) become ``[redacted]`` in every line written.
+"""
+
+from __future__ import annotations
+
+import json
 import logging
 import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from urllib.parse import quote, unquote_plus
+
+from flask import Flask, g, has_request_context, request
+from gunicorn import glogging
+
+from .config import _flag
+
+REDACTED = "[redacted]"
+SECRET_PARAMS = frozenset({"token", "admin_token"})
+REQUEST_ID_HEADER = "X-Request-ID"
+TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+
+_PARAM = re.compile(r"(?:(?<=[?&;])|^)([^=&;\s\"'?#]+)=([^&;\s\"'#]*)", re.M)
+_CREDENTIAL_HEADER = re.compile(
+    r"\b(x-admin-token|authorization)([\"']?\s*[:=]\s*[\"']?)(?:bearer\s+)?[^\s\"',;}\]]+", re.I)
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|KEY)$|PASSWORD", re.I)
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+# Fields every LogRecord has; anything else on a record came from ``extra=`` and goes to JSON.
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+MIN_LITERAL_SECRET = 8  # shorter values (``adm`` in dev) would blank out ordinary words
+
+log = logging.getLogger("app.requests")
+
+
+class Redactor:
+    """Blanks out credentials in a line of text."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()):
+        self._secrets = tuple(sorted(set(secrets), key=len, reverse=True))
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Redactor:
+        """One that also knows the values of the environment's secret variables."""
+        env = os.environ if environ is None else environ
+        values = []
+        for name, value in env.items():
+            if _SECRET_NAME.search(name):
+                values.extend(v.strip() for v in value.split(","))
+        return cls(tuple(v for v in values if len(v) >= MIN_LITERAL_SECRET))
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if "=" in text:
+            text = _PARAM.sub(_redact_param, text)
+        return _CREDENTIAL_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+def _redact_param(match: re.Match) -> str:
+    name = match.group(1)
+    return f"{name}={REDACTED}" if unquote_plus(name).lower() in SECRET_PARAMS else match.group(0)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats with ``inner`` (any formatter), then redacts the line."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor):
+        super().__init__()
+        self.inner = inner
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor(self.inner.format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, pid, message and the ``extra`` fields."""
+
+    def __init__(self, redactor: Redactor):
+        super().__init__()
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, timezone.utc)
+        entry = {"time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                 "level": record.levelname, "logger": record.name, "pid": record.process,
+                 "message": record.getMessage()}
+        entry.update((k, v) for k, v in record.__dict__.items() if k not in _RECORD_FIELDS)
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        entry = {k: self.redactor(v) if isinstance(v, str) else v for k, v in entry.items()}
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps records made while serving a request with that request's id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id") and has_request_context():
+            request_id = g.get("request_id")
+            if request_id:
+                record.request_id = request_id
+        return True
+
+
+def json_logs_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    return _flag(os.environ if environ is None else environ, "OPS_LOG_JSON")
+
+
+def make_formatter(redactor: Redactor, base: logging.Formatter | None = None) -> logging.Formatter:
+    """JSON when ``OPS_LOG_JSON=1``, else ``base`` (or the text format), redacted either way."""
+    if json_logs_enabled():
+        return JsonFormatter(redactor)
+    return RedactingFormatter(base or logging.Formatter(TEXT_FORMAT), redactor)
 
 
 def configure_logging() -> None:
-    """Send the app's records to stderr, beside gunicorn's own log."""
+    """Send the app's records (and the dev server's) to stderr, beside gunicorn's own log."""
     level = os.environ.get("OPS_LOG_LEVEL", "INFO").upper()
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
-    logger = logging.getLogger("app")
-    if not logger.handlers:
-        logger.addHandler(handler)
-    logger.setLevel(level)
+    handler.setFormatter(make_formatter(Redactor.from_environ()))
+    handler.addFilter(RequestIdFilter())
+    for name in ("app", "werkzeug"):  # werkzeug: `flask run` logs request lines with queries
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.setLevel(level)
+
+
+# -- one line per request ---------------------------------------------------------------------
+
+def init_request_logging(app: Flask) -> None:
+    """Give each request an id, return it as ``X-Request-ID``, log the request when it ends."""
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+
+
+def _start_request() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_started = time.perf_counter()
+
+
+def _finish_request(response):
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    fields = {"method": request.method, "path": request_target(),
+              "status_code": response.status_code, "remote_addr": request.remote_addr or "-",
+              "request_id": request_id}
+    started = g.get("request_started", time.perf_counter())
+    # Logged on close so that a stream's line tells how long the stream stayed open.
+    response.call_on_close(lambda: _log_request(fields, started))
+    return response
+
+
+def _log_request(fields: dict, started: float) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    log.info("%s %s %s %.1fms remote=%s request_id=%s", fields["method"], fields["path"],
+             fields["status_code"], duration_ms, fields["remote_addr"], fields["request_id"],
+             extra={**fields, "duration_ms": duration_ms})
+
+
+def request_target() -> str:
+    """The path and query as sent, secret parameters redacted, safe for one log line."""
+    target = quote(request.path, safe="/:@!$&'()*+,;=-._~%")
+    query = request.query_string.decode("latin-1")
+    if query:
+        target += "?" + redact_query(query)
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", target)
+
+
+def redact_query(query: str) -> str:
+    """``a=1&token=abc`` -> ``a=1&token=[redacted]``."""
+    return _PARAM.sub(_redact_param, query)
+
+
+# -- gunicorn ---------------------------------------------------------------------------------
+
+# Access-log atoms that hold credentials; they are never written, whatever the format asks.
+_CREDENTIAL_ATOMS = frozenset({
+    "{x-admin-token}i", "{authorization}i", "{cookie}i",
+    "{http_x_admin_token}e", "{http_authorization}e", "{http_cookie}e"})
+_QUERY_ATOMS = ("r", "q", "{raw_uri}e", "{query_string}e", "{request_uri}e")
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, writing the app's format and never a credential."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        redactor = Redactor.from_environ()
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                base = handler.formatter
+                if isinstance(base, (RedactingFormatter, JsonFormatter)):
+                    continue  # set up before a configuration reload
+                handler.setFormatter(make_formatter(redactor, base))
+
+    def exception(self, msg, *args, **kwargs) -> None:
+        """A connection dropped on a socket timeout is expected (a stream's client stopped
+        reading: OPS_STREAM_SEND_TIMEOUT), so one line says so instead of a traceback."""
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            self.warning("connection dropped: the client stopped reading (send timeout)")
+            return
+        super().exception(msg, *args, **kwargs)
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in _CREDENTIAL_ATOMS & atoms.keys():
+            atoms[key] = REDACTED
+        for key in _QUERY_ATOMS:
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_query_in(atoms[key])
+        return atoms
+
+
+def redact_query_in(text: str) -> str:
+    """Redact the secret parameters of the query inside ``text`` (a request line or a URI)."""
+    head, sep, query = text.partition("?")
+    if not sep:
+        return redact_query(text) if "=" in text else text
+    return head + sep + redact_query(query)

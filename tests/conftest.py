@@ -7,6 +7,9 @@ import os
 import pytest
 
 from app import Settings, create_app
+# PostgreSQL and the PostgREST stand-in, for the Supabase store's tests.
+from supabase_fixtures import (postgres, supabase_db, supabase_env,  # noqa: F401
+                               supabase_gateway)
 
 ADMIN = "test-admin-token"
 SECRET = "test-stream-secret-0123456789"
@@ -74,6 +77,15 @@ class Admin:
 @pytest.fixture
 def admin(client):
     return Admin(client)
+
+
+@pytest.fixture
+def fake_llm():
+    """A loopback OpenAI-compatible model server (tests/fake_llm.py) that wants an API key."""
+    from fake_llm import FakeLLM
+
+    with FakeLLM(api_key="sk-test-0123456789abcdef") as server:
+        yield server
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -18,9 +18,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def require_program(name: str) -> str:
-    """The program's path; skipped locally when missing, a failure under CI."""
-    path = shutil.which(name)
+def require_program(name: str, extra_dirs=()) -> str:
+    """The program's path (on PATH, else in ``extra_dirs``); skipped locally when missing,
+    a failure under CI."""
+    path = shutil.which(name) or shutil.which(name, path=os.pathsep.join(map(str, extra_dirs)))
     if path is None:
         message = f"{name} is not installed (make test installs it: tests/system-deps.sh)"
         if os.environ.get("CI") == "true":
@@ -45,6 +46,26 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, message
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
         time.sleep(interval)
+
+
+def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM,
+                       timeout: float = 30) -> int | None:
+    """Send ``sig`` to the process's group (started with ``start_new_session``), wait up to
+    ``timeout``, then kill whatever is left; return the exit code (None if it had to be killed)."""
+    code = None
+    try:
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+    return code
 
 
 class GunicornServer:
@@ -76,7 +97,7 @@ class GunicornServer:
             raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
         try:
             return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             return False
 
     def log(self) -> str:
@@ -90,21 +111,10 @@ class GunicornServer:
         """Stop gunicorn (and anything left in its process group); return its exit code."""
         if self.process is None:
             return None
-        code = None
         try:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, sig)
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+            return stop_process_group(self.process, sig, timeout)
         finally:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
             self._log.close()
-        return code
 
     def close(self) -> None:
         self.stop()

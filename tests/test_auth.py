@@ -9,7 +9,8 @@ from conftest import ADMIN, SECRET
 
 # A request that would succeed for each endpoint that needs a body; the rest need none.
 BODIES = {("POST", "/ops/tasks"): {"title": "x"}, ("POST", "/ops/stream_tokens"): {"task_id": 1}}
-PUBLIC = {"/healthz", "/static/<path:filename>"}
+PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>",
+          "/ops/ui/", "/ops/ui/static/<path:filename>"}  # the dashboard's shell: no data in it
 
 
 def gated_endpoints():

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 ADMIN = "soak-admin-token"
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.02",
        "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_WORKERS": "50", "OPS_QUEUE_SIZE": "1000",
-       "OPS_MAX_STREAMS": "900", "OPS_RETENTION_SECONDS": "5", "OPS_RETENTION_INTERVAL": "0.5",
+       "OPS_MAX_STREAMS": "900", "OPS_RETENTION_SECONDS": "20", "OPS_RETENTION_INTERVAL": "0.5",
        "OPS_ACCESS_LOG": "/dev/null"}
 
 
@@ -31,7 +31,7 @@ def test_soak_in_process_store():
         [worker] = server.worker_pids()
         warm = soak(server.url, ADMIN, tasks=200, clients=200, expected=DEV_KINDS, seed=1)
         assert not warm.bad_sequences and not warm.server_errors
-        wait_until(lambda: quiet(server), timeout=60, message="warm-up to settle")
+        wait_until(lambda: quiet(server), timeout=120, message="warm-up to settle")
         rss_before, fds_before = process_usage(worker)
 
         result = soak(server.url, ADMIN, tasks=2000, clients=200, expected=DEV_KINDS)
@@ -40,7 +40,7 @@ def test_soak_in_process_store():
         assert result.bad_sequences == []
         assert result.connections > 3000  # clients really dropped and resumed
 
-        wait_until(lambda: quiet(server), timeout=60, message="streams and store to empty")
+        wait_until(lambda: quiet(server), timeout=120, message="streams and store to empty")
         rss_after, fds_after = process_usage(worker)
         print(f"\nsoak: {result.tasks} tasks, {result.connections} connections; worker RSS "
               f"{rss_before} -> {rss_after} KiB, fds {fds_before} -> {fds_after}")

@@ -2,7 +2,8 @@
 
 from .pool import Executor, QueueFull, ShuttingDown
 from .runner import RunContext, Runner, TaskFailed, TaskStopped
-from .selection import NoRunner, build_runners, choose_runner
+from .selection import NoRunner, RunnerChoice, TaskRejected, build_runners, choose_runner
 
-__all__ = ["Executor", "NoRunner", "QueueFull", "RunContext", "Runner", "ShuttingDown",
-           "TaskFailed", "TaskStopped", "build_runners", "choose_runner"]
+__all__ = ["Executor", "NoRunner", "QueueFull", "RunContext", "Runner", "RunnerChoice",
+           "ShuttingDown", "TaskFailed", "TaskRejected", "TaskStopped", "build_runners",
+           "choose_runner"]

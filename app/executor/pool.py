@@ -159,12 +159,11 @@ class Executor:
         if task.cancel_requested or self.store.is_cancel_requested(task_id):
             ctx.stop(TaskStatus.CANCELED, "canceled by an admin")
         runner = self.runners[task.runner]
-        started = self._clock()
-        log.info("task %s: running with runner %s", task_id, runner.name)
+        # State changes are logged (and counted) where they are written: app.observed_store.
         try:
             status, data = TaskStatus.DONE, runner.run(task, ctx) or {}
         except TaskStopped as stop:
-            status, data = stop.status, {"reason": stop.reason}
+            status, data = stop.status, {**stop.data, "reason": stop.reason}
         except TaskFailed as failure:
             status, data = TaskStatus.FAILED, {**failure.data, "reason": failure.reason}
         except Exception as error:
@@ -172,8 +171,6 @@ class Executor:
             status, data = TaskStatus.FAILED, {
                 "reason": f"runner error: {type(error).__name__}: {error}"}
         self._finish(task_id, status, data)
-        log.info("task %s: %s after %.3fs (runner %s)", task_id, status.value,
-                 self._clock() - started, runner.name)
 
     def _finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> None:
         try:

@@ -28,12 +28,16 @@ class TaskFailed(Exception):
 
 
 class TaskStopped(Exception):
-    """The task was stopped from outside: canceled (``canceled``), timed out or shut down (``failed``)."""
+    """The task was stopped from outside: canceled (``canceled``), timed out or shut down (``failed``).
 
-    def __init__(self, status: TaskStatus, reason: str):
+    A runner that had to undo work to stop (kill a process group) re-raises it with ``data``
+    saying how; the terminal event carries it."""
+
+    def __init__(self, status: TaskStatus, reason: str, **data: Any):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.data = data
 
 
 class Runner(Protocol):

@@ -1,4 +1,4 @@
-"""The HTTP layer: one blueprint per resource, all under ``/ops`` and admin-gated."""
+"""The HTTP layer: one blueprint per resource under ``/ops``, all admin-gated but ``/ops/ui``."""
 
 from flask import Flask
 
@@ -6,9 +6,11 @@ from .parsing import TaskIdConverter
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, stream, tasks
+    from . import health, recipes, stream, tasks, ui
 
     app.url_map.converters["task_id"] = TaskIdConverter
     app.register_blueprint(tasks.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(recipes.bp)
+    app.register_blueprint(ui.bp)

@@ -14,21 +14,23 @@ from .parsing import int_arg, json_object, text_field
 bp = Blueprint("tasks", __name__, url_prefix="/ops")
 
 MAX_PAGE = 200
-TASK_FIELDS = {"title", "body"}
+TASK_FIELDS = {"title", "body", "recipe", "params"}
 
 
 @bp.post("/tasks")
 @admin_required
 def create_task():
-    """Queue a task; 201 with its id, status and a stream token for EventSource."""
+    """Queue a task; 201 with its id, status and a stream token for EventSource.
+
+    ``recipe`` and ``params`` name a command recipe; they are checked before anything starts."""
     settings = ops().settings
     payload = json_object(TASK_FIELDS)
     title = text_field(payload, "title", max_length=settings.max_title_length, required=True,
                        multiline=False)
     body = text_field(payload, "body", max_length=settings.max_body_length, required=False,
                       multiline=True)
-    runner = choose_runner(settings, ops().executor.runners, payload)
-    task = ops().executor.submit(title, body, runner)
+    choice = choose_runner(settings, ops().executor.runners, payload)
+    task = ops().executor.submit(title, body, choice.runner, choice.extra)
     token, expires_at = ops().tokens.mint(task.id)
     answer = {**task.to_dict(),
               "stream_url": url_for("stream.stream_task", task_id=task.id),
@@ -78,4 +80,4 @@ def cancel_task(task_id: int):
 def stats():
     """What this process is doing: its workers, queue and open streams."""
     return jsonify({**ops().executor.stats(), "streams_open": ops().streams.open,
-                    "store": type(ops().store).__name__})
+                    "store": type(getattr(ops().store, "inner", ops().store)).__name__})

@@ -168,7 +168,10 @@ class TaskStore:
         raise NotImplementedError
 
     def append_event(self, task_id: int, kind: str, data: dict[str, Any]) -> Event:
-        """Append a non-terminal event to the task's log and return it."""
+        """Append a non-terminal event to the task's log and return it.
+
+        A store that keeps events to write later while its backend is away (Supabase)
+        returns such an event with id 0; its place in the log is kept."""
         raise NotImplementedError
 
     def finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> Event:

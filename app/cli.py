@@ -1,0 +1,251 @@
+"""``flask --app wsgi ops ...``: what an operator does at a terminal.
+
+The task commands (create, list, show, follow, cancel, token) call the HTTP API of a running
+server: ``--url`` (or ``OPS_URL``; default ``http://127.0.0.1:8080``) with the admin token from
+``SETTINGS_ADMIN_TOKEN``. That is the only way that works with the in-process store (its tasks
+live inside the server) and the way to reach a server on another host; ``follow`` resumes
+with ``Last-Event-ID`` when the connection drops, as a browser would. ``migrations`` and
+``check`` read local files and the environment and need no server.
+
+The group is also a ``flask.commands`` entry point (setup.cfg), so ``ops check`` still runs
+when the configuration is too broken for the app to load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import click
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
+TERMINAL = ("done", "failed", "canceled")
+STREAM_READ_TIMEOUT = 75.0  # several heartbeats (15 s by default) must fit in it
+
+
+class AnswerError(click.ClickException):
+    """The server answered with an error status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class Api:
+    """The admin API of a running server."""
+
+    def __init__(self, url: str, token: str | None, timeout: float = 10.0):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        response = self.send(method, path, timeout=self.timeout, **kwargs)
+        return response.json()
+
+    def send(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The answer, or a ClickException that says what went wrong."""
+        if not self.token:
+            raise click.UsageError("SETTINGS_ADMIN_TOKEN is not set: export the admin token of "
+                                   "the server to call")
+        headers = {"X-Admin-Token": self.token, **kwargs.pop("headers", {})}
+        try:
+            response = self.session.request(method, self.url + path, headers=headers, **kwargs)
+        except requests.RequestException as error:
+            raise click.ClickException(f"cannot reach {self.url}: {type(error).__name__}: "
+                                       f"{error}") from None
+        if response.status_code >= 400:
+            response.close()
+            raise AnswerError(f"{method} {path}: {response.status_code} {_error_of(response)}",
+                              response.status_code)
+        return response
+
+
+def _error_of(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))
+    except ValueError:
+        return response.text[:200]
+
+
+pass_api = click.make_pass_decorator(Api)
+
+
+@click.group("ops")
+@click.option("--url", envvar="OPS_URL", default=DEFAULT_URL, show_default=True,
+              help="The server to call (env OPS_URL).")
+@click.pass_context
+def ops(ctx: click.Context, url: str) -> None:
+    """Operate the Ops Orchestrator. Task commands call the server at --url with the admin
+    token from SETTINGS_ADMIN_TOKEN."""
+    ctx.obj = Api(url, os.environ.get("SETTINGS_ADMIN_TOKEN", "").strip() or None)
+
+
+@ops.command()
+@click.argument("title")
+@click.option("--body", help="Notes for the task.")
+@click.option("--follow", "then_follow", is_flag=True, help="Then follow its events.")
+@pass_api
+@click.pass_context
+def create(ctx: click.Context, api: Api, title: str, body: str | None, then_follow: bool) -> None:
+    """Create a task; print its id and status."""
+    payload = {"title": title, **({"body": body} if body is not None else {})}
+    task = api.call("POST", "/ops/tasks", json=payload)
+    click.echo(f"{task['id']} {task['status']} {task.get('runner') or '-'}")
+    if then_follow:
+        ctx.exit(_exit_code(follow_events(api, task["id"], 0, retries=10, echo=_echo_event)))
+
+
+@ops.command("list")
+@click.option("--status", help="Only tasks with this status.")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@pass_api
+def list_tasks(api: Api, status: str | None, limit: int) -> None:
+    """List the newest tasks."""
+    params = {"limit": limit, **({"status": status} if status else {})}
+    tasks = api.call("GET", "/ops/tasks", params=params)["tasks"]
+    for task in tasks:
+        click.echo(f"{task['id']:>6}  {task['status']:<8}  {task.get('runner') or '-':<8}  "
+                   f"{task['created_at']}  {task['title']}")
+    if not tasks:
+        click.echo("no tasks", err=True)
+
+
+@ops.command()
+@click.argument("task_id", type=click.IntRange(min=1))
+@pass_api
+def show(api: Api, task_id: int) -> None:
+    """Print one task as JSON."""
+    click.echo(json.dumps(api.call("GET", f"/ops/tasks/{task_id}"), indent=2))
+
+
+@ops.command()
+@click.argument("task_id", type=click.IntRange(min=1))
+@click.option("--last-event-id", type=click.IntRange(min=0), default=0,
+              help="Start after this event id (resume).")
+@click.option("--retries", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Reconnections in a row without an event before giving up.")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
+@pass_api
+@click.pass_context
+def follow(ctx, api: Api, task_id: int, last_event_id: int, retries: int, as_json: bool) -> None:
+    """Print a task's events as they happen, until it ends.
+
+    Exits 0 when the task is done, 1 when it failed or was canceled."""
+    echo = (lambda event: click.echo(json.dumps(event))) if as_json else _echo_event
+    ctx.exit(_exit_code(follow_events(api, task_id, last_event_id, retries, echo)))
+
+
+@ops.command()
+@click.argument("task_id", type=click.IntRange(min=1))
+@pass_api
+def cancel(api: Api, task_id: int) -> None:
+    """Cancel a task (a running one stops at its next checkpoint)."""
+    task = api.call("POST", f"/ops/tasks/{task_id}/cancel")
+    state = task["status"] + (" (cancel requested)" if task.get("cancel_requested") else "")
+    click.echo(f"{task['id']} {state}")
+
+
+@ops.command()
+@click.argument("task_id", type=click.IntRange(min=1))
+@pass_api
+def token(api: Api, task_id: int) -> None:
+    """Mint a stream token for a task: the token on stdout, its expiry on stderr."""
+    answer = api.call("POST", "/ops/stream_tokens", json={"task_id": task_id})
+    click.echo(answer["token"])
+    click.echo(f"expires at {answer['expires_at']}; stream with "
+               f"{api.url}/ops/tasks/{task_id}/stream?token=<token>", err=True)
+
+
+@ops.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=MIGRATIONS_DIR, show_default=True, help="Where the *.sql files are.")
+def migrations(directory: Path) -> None:
+    """Print the Supabase migration SQL (every *.sql file, in name order)."""
+    files = sorted(directory.glob("*.sql")) if directory.is_dir() else []
+    if not files:
+        raise click.ClickException(f"no migration files (*.sql) in {directory}")
+    for path in files:
+        click.echo(f"-- {path.name}")
+        click.echo(path.read_text().rstrip() + "\n")
+
+
+@ops.command()
+@click.option("--connect/--no-connect", default=True, show_default=True,
+              help="Also check that the Supabase store answers.")
+def check(connect: bool) -> None:
+    """Check the configuration: which store, which runners, what is missing."""
+    from .config_check import report
+
+    problems = report(os.environ, connect, click.echo)
+    if problems:
+        raise click.ClickException(f"{problems} problem(s): the service cannot run like this")
+    click.echo("ok")
+
+
+# -- following a stream -----------------------------------------------------------------------
+
+def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> str:
+    """Pass each event to ``echo`` until the terminal one, whose kind is returned."""
+    failures, delay = 0, 3.0
+    while True:
+        headers = {"Accept": "text/event-stream"}
+        if last_id:
+            headers["Last-Event-ID"] = str(last_id)
+        reason = "the stream ended before the task did"
+        try:
+            with api.send("GET", f"/ops/tasks/{task_id}/stream", headers=headers, stream=True,
+                          timeout=(api.timeout, STREAM_READ_TIMEOUT)) as response:
+                for message in sse_messages(response.iter_lines()):
+                    if "retry" in message and message["retry"].isdigit():
+                        delay = int(message["retry"]) / 1000
+                    if "data" not in message:
+                        continue
+                    event = json.loads(message["data"])
+                    last_id, failures = event["id"], 0
+                    echo(event)
+                    if event["kind"] in TERMINAL:
+                        return event["kind"]
+        except AnswerError as error:
+            if error.status < 500:
+                raise  # no such task, bad token: trying again will not help
+            reason = error.message
+        except requests.RequestException as error:
+            reason = f"{type(error).__name__}"
+        failures += 1
+        if failures > retries:
+            raise click.ClickException(f"gave up after {retries} reconnection(s): {reason}")
+        click.echo(f"stream interrupted ({reason}); resuming after event {last_id}", err=True)
+        time.sleep(delay)
+
+
+def sse_messages(lines: Iterable[bytes]) -> Iterator[dict[str, str]]:
+    """The fields of each Server-Sent Events message (comments skipped)."""
+    message: dict[str, str] = {}
+    for raw in lines:
+        line = raw.decode("utf-8", "replace")
+        if not line:
+            if message:
+                yield message
+            message = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            message[name] = message[name] + "\n" + value if name == "data" and name in message \
+                else value
+
+
+def _echo_event(event: dict) -> None:
+    data = json.dumps(event.get("data", {}), ensure_ascii=False)
+    click.echo(f"{event['created_at']}  {event['id']:>6}  {event['kind']:<8}  {data}")
+
+
+def _exit_code(kind: str) -> int:
+    return 0 if kind == "done" else 1
+

@@ -1,0 +1,82 @@
+"""``flask ops check``: what the environment configures, and what it lacks to run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+from .config import ConfigError, Settings
+from .executor import NoRunner, build_runners, choose_runner
+from .logs import json_logs_enabled
+
+
+def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None]) -> int:
+    """Describe the configuration through ``echo``; return how many problems stop it running.
+
+    Secrets are never shown, only whether they are set."""
+    try:
+        settings = Settings.from_env(environ)
+    except ConfigError as error:
+        echo(f"configuration: {error}")
+        return 1
+    problems: list[str] = []
+    notes: list[str] = []
+
+    if settings.uses_supabase:
+        host = urlsplit(settings.supabase_url).netloc or settings.supabase_url
+        echo(f"store:          Supabase at {host} (service role key set)")
+        if connect:
+            problem = _store_problem(settings)
+            echo(f"                {'reachable' if problem is None else 'NOT reachable'}")
+            if problem:
+                problems.append(problem)
+    else:
+        echo("store:          in-process (tasks are lost on restart; one gunicorn worker)")
+        workers = environ.get("WEB_CONCURRENCY", "1").strip() or "1"
+        if workers != "1":
+            problems.append(f"WEB_CONCURRENCY={workers} needs the Supabase store: set "
+                            "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, or WEB_CONCURRENCY=1")
+
+    runners = build_runners(settings)
+    echo(f"runners:        {', '.join(sorted(runners)) or 'none'}")
+    try:
+        choose_runner(settings, runners, {})
+    except NoRunner as error:
+        problems.append(str(error))
+
+    if settings.stream_secret_is_fallback:
+        echo("stream tokens:  signed with the admin token")
+        notes.append("set OPS_STREAM_SECRET so that stream tokens do not depend on the "
+                     "admin token")
+    else:
+        echo(f"stream tokens:  signed with OPS_STREAM_SECRET ({len(settings.stream_secrets)} "
+             f"secret(s)), valid {settings.stream_token_ttl:g}s")
+    if settings.dev_mode:
+        notes.append("DEV_LOCAL_LLM=1: dev mode accepts ?admin_token= on streams; not for "
+                     "production")
+    echo("metrics:        GET /metrics with X-Admin-Token"
+         + (" or Authorization: Bearer $OPS_METRICS_TOKEN" if settings.metrics_token else ""))
+    echo(f"trusted proxy:  {', '.join(settings.trusted_proxies)} (FORWARDED_ALLOW_IPS)")
+    echo(f"logs:           {'JSON lines' if json_logs_enabled(environ) else 'text'}")
+
+    for note in notes:
+        echo(f"note: {note}")
+    for problem in problems:
+        echo(f"missing: {problem}")
+    return len(problems)
+
+
+def _store_problem(settings: Settings) -> str | None:
+    """None when the configured store answers, else what went wrong."""
+    from .store import make_store
+
+    store = None
+    try:
+        store = make_store(settings)
+        store.check()
+    except Exception as error:  # any failure here is the answer, not a crash
+        return f"the store does not answer: {type(error).__name__}: {error}"
+    finally:
+        if store is not None:
+            store.close()
+    return None

@@ -1,0 +1,336 @@
+"""The Supabase store: tasks in ``va_tasks``, events in ``va_task_events``, shared by processes.
+
+A task row holds only ``id, created_at, title, status``; the rest is derived from the task's
+lifecycle events (see :mod:`.base`). The row's status may also be ``canceling``: a cancel
+asked for, from any process, that the process running the task has not acted on yet; the API
+shows it as ``cancel_requested``. Who writes what (one writer per task's events), how
+streams poll, how outages and orphans are handled: :mod:`.supabase_writer`,
+:mod:`.supabase_pollers`, :mod:`.supabase_orphans`, and ``docs/supabase.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from .base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
+                   TaskStore, StoreUnavailable, TERMINAL_KINDS)
+from .supabase_orphans import OrphanSweeper
+from .supabase_pollers import PollerHub
+from .supabase_rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest,
+                            event_from_row, task_from_row)
+from .supabase_schema import check_schema
+from .supabase_writer import LEASE, TaskWriter
+
+log = logging.getLogger(__name__)
+
+_ROW_FILTER = {TaskStatus.QUEUED: ("queued", "canceling"),
+               TaskStatus.RUNNING: ("running", "canceling")}
+
+
+class SupabaseStore(TaskStore):
+    """Tasks and events in Supabase through the official client."""
+
+    def __init__(self, url: str, key: str, *, poll_seconds: float = 0.5,
+                 timeout: float = 5.0, lease_seconds: float = 10.0,
+                 orphan_seconds: float = 60.0, outbox_events: int = 10_000):
+        self.cancel_poll_seconds = poll_seconds  # the executor's watcher follows it
+        self.lease_seconds = lease_seconds
+        self._rest = SupabaseRest(url, key, timeout)
+        self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget)
+        # A stream that saw the end asks get_task next: it must not get a stale "running".
+        self._hub = PollerHub(self._fetch_events, poll_seconds,
+                              linger=max(5.0, 4 * poll_seconds), on_ended=self._forget)
+        self._sweeper = OrphanSweeper(self._rest, self._writer, orphan_seconds)
+        self._lock = threading.Lock()
+        self._cache: dict[int, tuple[float, Task]] = {}  # get_task answers, one poll long
+        self._fetching: dict[int, threading.Lock] = {}
+        self._known: set[int] = set()  # task ids seen to exist (until retention deletes them)
+        self._cancel_flags: dict[int, bool] = {}
+        self._cancel_read_at = float("-inf")
+        self._stopping = threading.Event()
+        self._maintainer: threading.Thread | None = None
+        self._pid: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> SupabaseStore:
+        return cls(settings.supabase_url, settings.supabase_key,
+                   poll_seconds=settings.supabase_poll_seconds,
+                   timeout=settings.supabase_timeout_seconds,
+                   lease_seconds=settings.supabase_lease_seconds,
+                   orphan_seconds=settings.supabase_orphan_seconds,
+                   outbox_events=settings.supabase_outbox_events)
+
+    # -- the contract ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        check_schema(self._rest)
+
+    def create_task(self, title, body, runner, extra=None):
+        self._start()
+        row = self._rest.run(self._rest.table(TASKS).insert(
+            {"title": title, "status": TaskStatus.QUEUED.value}))[0]
+        task_id = row["id"]
+        self._known.add(task_id)
+        self._writer.own(task_id)
+        created = self._writer.append(task_id, "created",
+                                      {"body": body, "runner": runner, **(extra or {})})
+        self._writer.own(task_id, created)
+        return task_from_row(row, [created])
+
+    def get_task(self, task_id):
+        self._start()
+        cached = self._cached(task_id)
+        if cached is not None:
+            return cached
+        with self._lock:
+            fetching = self._fetching.setdefault(task_id, threading.Lock())
+        with fetching:  # one read for all the callers asking at once
+            cached = self._cached(task_id)
+            if cached is not None:
+                return cached
+            task = self._read_task(task_id)
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                    self._fetching.clear()
+                self._cache[task_id] = (time.monotonic(), task)
+            return task
+
+    def list_tasks(self, limit, status=None, before_id=None):
+        self._start()
+        query = self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
+        if status is not None:
+            query = query.in_("status", _ROW_FILTER.get(status, (status.value,)))
+        if before_id is not None:
+            query = query.lt("id", before_id)
+        rows = self._rest.run(query.order("id", desc=True).limit(limit))
+        if not rows:
+            return []
+        events = self._lifecycle([row["id"] for row in rows])
+        tasks = [task_from_row(row, events.get(row["id"], [])) for row in rows]
+        return [t for t in tasks if status is None or t.status == status]
+
+    def mark_running(self, task_id):
+        self._start()
+        try:
+            rows = self._start_row(task_id)
+        except StoreUnavailable:
+            # It cannot start; once Supabase answers again it ends failed, saying why.
+            try:
+                self._writer.finish(task_id, TaskStatus.FAILED,
+                                    {"reason": "could not start: Supabase was unreachable"})
+            except TaskFinished:
+                pass
+            raise
+        self._forget(task_id)
+        if not rows:
+            self._writer.release(task_id)
+            task = self._read_task(task_id)
+            raise TaskFinished(task_id, task.status if task.status.is_terminal
+                               else TaskStatus.CANCELED)
+        event = self._writer.append(task_id, "status", {"status": TaskStatus.RUNNING.value},
+                                    running=True)
+        created = self._writer.created_event(task_id)
+        lifecycle = [created, event] if created else self._lifecycle([task_id]).get(task_id, [])
+        return task_from_row(rows[0], lifecycle)
+
+    def _start_row(self, task_id: int) -> list[dict[str, Any]]:
+        """``queued -> running`` on the row; [] if the task is no longer queued."""
+        start = self._rest.table(TASKS).update({"status": "running"}).eq("id", task_id)
+        try:
+            return self._rest.run(start.eq("status", "queued"))
+        except SupabaseError as error:
+            if not error.ambiguous:
+                raise
+        # No answer: only this process starts its tasks, so a running row means it worked.
+        rows = self._rest.run(self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
+                              .eq("id", task_id))
+        if rows and rows[0]["status"] == "running":
+            return rows
+        if rows and rows[0]["status"] == "queued":
+            return self._rest.run(self._rest.table(TASKS).update({"status": "running"})
+                                  .eq("id", task_id).eq("status", "queued"))
+        return []
+
+    def append_event(self, task_id, kind, data):
+        if kind in TERMINAL_KINDS:
+            raise ValueError(f"terminal event {kind!r} must go through finish()")
+        if kind == LEASE:
+            raise ValueError(f"{LEASE!r} events are the store's own")
+        self._start()
+        return self._writer.append(task_id, kind, data)
+
+    def finish(self, task_id, status, data):
+        status = TaskStatus(status)
+        if not status.is_terminal:
+            raise ValueError(f"{status.value} is not a terminal status")
+        self._start()
+        try:
+            return self._writer.finish(task_id, status, data)
+        finally:
+            self._forget(task_id)
+
+    def request_cancel(self, task_id):
+        self._start()
+
+        def flag(*statuses: str) -> bool:
+            return bool(self._rest.run(self._rest.table(TASKS).update({"status": "canceling"})
+                                       .eq("id", task_id).in_("status", statuses)))
+
+        self._forget(task_id)
+        if flag("queued"):
+            # It had not started (and now cannot): this process writes its end.
+            try:
+                self._writer.finish(task_id, TaskStatus.CANCELED,
+                                    {"reason": "canceled before it started"})
+            except TaskFinished:
+                pass
+        elif flag("running", "canceling"):
+            self._cancel_read_at = float("-inf")  # this process's own flags are stale
+        else:
+            task = self._read_task(task_id)
+            if task.status.is_terminal:
+                raise TaskFinished(task_id, task.status)
+        self._forget(task_id)
+        return self.get_task(task_id)
+
+    def is_cancel_requested(self, task_id):
+        self._start()
+        running = self._writer.running_ids()
+        if task_id not in running:
+            rows = self._rest.run(self._rest.table(TASKS).select("status").eq("id", task_id))
+            if not rows:
+                raise TaskNotFound(f"task {task_id} not found")
+            return rows[0]["status"] == "canceling"
+        # One read answers for all of this process's running tasks, once per half poll.
+        with self._lock:
+            fresh = time.monotonic() - self._cancel_read_at < self.cancel_poll_seconds / 2
+            if fresh and task_id in self._cancel_flags:
+                return self._cancel_flags[task_id]
+        try:
+            rows = self._rest.run(self._rest.table(TASKS).select("id,status").in_("id", running))
+        except StoreUnavailable:
+            # Supabase is away: the last flags stand (a cancel cannot arrive meanwhile), and
+            # the executor's watcher is not told twenty times a second.
+            with self._lock:
+                self._cancel_read_at = time.monotonic()
+                return self._cancel_flags.get(task_id, False)
+        with self._lock:
+            self._cancel_flags = {row["id"]: row["status"] == "canceling" for row in rows}
+            self._cancel_read_at = time.monotonic()
+            return self._cancel_flags.get(task_id, False)
+
+    def events_after(self, task_id, after_id, limit=100):
+        self._start()
+        events = self._fetch_events(task_id, after_id, limit)
+        if not events and task_id not in self._known:
+            self._read_task(task_id)  # TaskNotFound for an unknown task
+        return events
+
+    def wait_events(self, task_id, after_id, timeout, limit=100):
+        self._start()
+        if timeout <= 0:
+            return self.events_after(task_id, after_id, limit)
+        if task_id not in self._known:
+            self._read_task(task_id)
+        return self._hub.wait(task_id, after_id, timeout, limit)
+
+    def purge_finished(self, before, limit):
+        self._start()
+        # A terminal event is written before the row's status: its time is the task's end.
+        ended = self._rest.run(self._rest.table(EVENTS).select("task_id")
+                               .in_("kind", sorted(TERMINAL_KINDS))
+                               .lt("created_at", before.isoformat()).order("id").limit(limit))
+        task_ids = [row["task_id"] for row in ended]
+        if not task_ids:
+            return 0
+        # Deleting the rows deletes their events too (on delete cascade).
+        self._rest.run(self._rest.table(TASKS).delete(returning="minimal").in_("id", task_ids))
+        with self._lock:
+            self._known.difference_update(task_ids)
+        for task_id in task_ids:
+            self._forget(task_id)
+        return len(task_ids)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._hub.close()
+        if self._maintainer is not None and self._maintainer is not threading.current_thread():
+            self._maintainer.join(self._rest.timeout * 2)
+        left = self._writer.flush() if self._writer.pending else 0
+        if left:
+            log.error("closing with %d events not written to Supabase: their tasks will end "
+                      "as orphans", left)
+        self._rest.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _fetch_events(self, task_id: int, after_id: int, limit: int) -> list[Event]:
+        rows = self._rest.run(self._rest.table(EVENTS).select("*").eq("task_id", task_id)
+                              .gt("id", after_id).neq("kind", LEASE).order("id").limit(limit))
+        return [event_from_row(row) for row in rows]
+
+    def _read_task(self, task_id: int) -> Task:
+        rows = self._rest.run(self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
+                              .eq("id", task_id))
+        if not rows:
+            raise TaskNotFound(f"task {task_id} not found")
+        self._known.add(task_id)
+        return task_from_row(rows[0], self._lifecycle([task_id]).get(task_id, []))
+
+    def _lifecycle(self, task_ids: list[int]) -> dict[int, list[Event]]:
+        rows = self._rest.run(self._rest.table(EVENTS).select("*").in_("task_id", task_ids)
+                              .in_("kind", LIFECYCLE_KINDS).order("id")
+                              .limit(4 * len(task_ids) + 8))
+        found: dict[int, list[Event]] = {}
+        for row in rows:
+            event = event_from_row(row)
+            found.setdefault(event.task_id, []).append(event)
+        return found
+
+    def _cached(self, task_id: int) -> Task | None:
+        with self._lock:
+            entry = self._cache.get(task_id)
+        if entry is not None and time.monotonic() - entry[0] < self.cancel_poll_seconds:
+            return entry[1]
+        return None
+
+    def _forget(self, task_id: int) -> None:
+        with self._lock:
+            self._cache.pop(task_id, None)
+
+    # -- background work ------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Start the maintenance thread on first use in this process (after the fork)."""
+        if self._pid == os.getpid() or self._stopping.is_set():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._maintainer = threading.Thread(target=self._maintain, daemon=True,
+                                                name="ops-supabase")
+            self._maintainer.start()
+
+    def _maintain(self) -> None:
+        """Write buffered events, renew leases and sweep orphans until closed."""
+        next_lease = 0.0
+        while not self._stopping.wait(self.cancel_poll_seconds):
+            try:
+                if self._writer.pending:
+                    self._writer.flush()
+                if time.monotonic() >= next_lease:
+                    next_lease = time.monotonic() + self.lease_seconds
+                    self._writer.renew_leases(self.lease_seconds)
+                    for task_id in self._sweeper.sweep():
+                        self._forget(task_id)
+            except StoreUnavailable as error:
+                self._sweeper.restart()  # our view of other tasks' leases has a gap
+                log.debug("maintenance deferred: %s", error)
+            except Exception:
+                log.exception("Supabase store maintenance failed")

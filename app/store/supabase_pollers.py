@@ -1,0 +1,181 @@
+"""One poller per task per process, shared by every stream of that task in the process.
+
+A stream waiting for events registers with its task's poller; the poller alone asks
+Supabase for ``id > cursor`` (a bounded page, then the next one at once if it was full)
+every poll interval, keeps what it got in memory and wakes its waiters. So the requests
+sent for a task do not grow with the number of clients watching it. A poller stops polling
+after the terminal event, and goes away when nobody has waited on it for ``linger`` seconds.
+
+Pollers are ``threading.Thread``s: greenlets under gunicorn's gevent worker, threads without.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from typing import Callable
+
+from .base import Event, StoreUnavailable, TERMINAL_KINDS
+
+log = logging.getLogger(__name__)
+
+PAGE = 100
+KEEP = 2000  # events a poller keeps; a waiter further behind reads Supabase itself
+
+Fetch = Callable[[int, int, int], list[Event]]
+
+
+class TaskPoller:
+    """Polls one task's events and serves them to the process's waiters."""
+
+    def __init__(self, hub: PollerHub, task_id: int, base_id: int):
+        self.hub = hub
+        self.task_id = task_id
+        self.base_id = base_id  # events after it are kept (from the first waiter on)
+        self.cursor = base_id
+        self.events: list[Event] = []
+        self.ids: list[int] = []
+        self.ended = False
+        self.dead = False  # stopped polling and left the hub: waiters go to a new poller
+        self.error: StoreUnavailable | None = None
+        self.polls = 0
+        self.waiters = 0
+        self.idle_since = hub.clock()
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"ops-poll-{task_id}")
+
+    # -- waiters --------------------------------------------------------------------------
+
+    def wait(self, after_id: int, timeout: float, limit: int) -> list[Event] | None:
+        """Events after ``after_id``, [] at the timeout, None if this poller has stopped."""
+        deadline = self.hub.clock() + timeout
+        with self.changed:
+            if self.dead:
+                return None
+            self.waiters += 1
+            polls_before = self.polls
+            try:
+                while True:
+                    start = bisect.bisect_right(self.ids, after_id)
+                    if start < len(self.ids):
+                        return self.events[start:start + limit]
+                    if self.ended or self.hub.closed.is_set():
+                        return []
+                    if self.error is not None and self.polls > polls_before:
+                        raise StoreUnavailable(str(self.error))
+                    remaining = deadline - self.hub.clock()
+                    if remaining <= 0:
+                        return []
+                    self.changed.wait(remaining)
+            finally:
+                self.waiters -= 1
+                if self.waiters == 0:
+                    self.idle_since = self.hub.clock()
+
+    # -- polling --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self.hub.closed.is_set():
+            if not self.ended and self._poll_once():
+                continue  # the page was full: fetch the next one at once
+            if self.hub.retire_if_idle(self):
+                return
+            self.hub.closed.wait(self.hub.interval)
+        self.hub.retire_if_idle(self, force=True)
+
+    def _poll_once(self) -> bool:
+        try:
+            page = self.hub.fetch(self.task_id, self.cursor, PAGE)
+        except StoreUnavailable as error:
+            with self.changed:
+                self.error = error
+                self.polls += 1
+                self.changed.notify_all()
+            return False
+        except Exception:  # keep serving: the next poll may work
+            log.exception("task %s: poll failed", self.task_id)
+            return False
+        with self.changed:
+            was_ended = self.ended
+            self.error = None
+            self.polls += 1
+            for event in page:
+                if event.id > self.cursor:
+                    self.events.append(event)
+                    self.ids.append(event.id)
+                    self.cursor = event.id
+                    self.ended = self.ended or event.kind in TERMINAL_KINDS
+            if len(self.events) > KEEP:
+                dropped = len(self.events) - KEEP // 2
+                self.base_id = self.ids[dropped - 1]
+                del self.events[:dropped], self.ids[:dropped]
+            self.changed.notify_all()
+        if self.ended and not was_ended:
+            self.hub.on_ended(self.task_id)
+        return len(page) == PAGE and not self.ended
+
+
+class PollerHub:
+    """The process's pollers, by task."""
+
+    def __init__(self, fetch: Fetch, interval: float, linger: float,
+                 on_ended: Callable[[int], None] = lambda task_id: None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.fetch = fetch
+        self.on_ended = on_ended  # told when a poller sees its task's terminal event
+        self.interval = interval
+        self.linger = linger
+        self.clock = clock
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+        self._pollers: dict[int, TaskPoller] = {}
+
+    def wait(self, task_id: int, after_id: int, timeout: float, limit: int) -> list[Event]:
+        """Events of the task after ``after_id`` as soon as there are some, else [] at the
+        timeout; raise StoreUnavailable when a poll made while waiting failed."""
+        while True:
+            poller = self._poller(task_id, after_id)
+            if after_id < poller.base_id:  # behind what the poller keeps: read the gap
+                events = self.fetch(task_id, after_id, limit)
+                if events:
+                    return events
+            events = poller.wait(after_id, timeout, limit)
+            if events is not None:
+                return events
+
+    def _poller(self, task_id: int, after_id: int) -> TaskPoller:
+        with self._lock:
+            if self.closed.is_set():
+                raise StoreUnavailable("the store is closed")
+            poller = self._pollers.get(task_id)
+            if poller is None:
+                poller = self._pollers[task_id] = TaskPoller(self, task_id, after_id)
+                poller.thread.start()
+            return poller
+
+    def retire_if_idle(self, poller: TaskPoller, force: bool = False) -> bool:
+        """Remove the poller when nobody waited on it for ``linger`` seconds (or ``force``)."""
+        with self._lock, poller.changed:
+            idle = poller.waiters == 0 and self.clock() - poller.idle_since >= self.linger
+            if not (idle or force):
+                return False
+            poller.dead = True
+            if self._pollers.get(poller.task_id) is poller:
+                del self._pollers[poller.task_id]
+            poller.changed.notify_all()
+            return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pollers)
+
+    def close(self) -> None:
+        self.closed.set()
+        with self._lock:
+            pollers = list(self._pollers.values())
+        for poller in pollers:
+            with poller.changed:
+                poller.changed.notify_all()

@@ -1,0 +1,58 @@
+// Calls to the admin-gated API. The admin token travels only in the X-Admin-Token header,
+// never in a URL.
+
+export class ApiError extends Error {
+  constructor(status, message, payload = null) {
+    super(message);
+    this.status = status;
+    this.payload = payload;
+  }
+}
+
+export class Api {
+  /** @param {string} root the API's root, e.g. "/ops" */
+  constructor(root) {
+    this.root = root;
+    this.token = null;
+    // Called when the server refuses the token (401) while signed in.
+    this.onUnauthorized = () => {};
+  }
+
+  async request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (this.token) headers["X-Admin-Token"] = this.token;
+    const init = { method, headers, cache: "no-store", credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(this.root + path, init);
+    } catch {
+      throw new ApiError(0, "Could not reach the server. Check the connection and try again.");
+    }
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch {
+      payload = null; // a proxy's error page is not JSON
+    }
+    if (!response.ok) {
+      const message = payload && typeof payload.error === "string"
+        ? payload.error : `The server answered ${response.status} ${response.statusText}`.trim();
+      const error = new ApiError(response.status, message, payload);
+      if (response.status === 401 && this.token) this.onUnauthorized(error);
+      throw error;
+    }
+    return payload;
+  }
+
+  get(path) {
+    return this.request("GET", path);
+  }
+
+  post(path, body) {
+    return this.request("POST", path, body ?? {});
+  }
+}

@@ -1,0 +1,134 @@
+// The task list: newest first, filtered by status, paged with the API's cursor, and refreshed
+// by itself while a task on the page is queued or running.
+
+import {
+  ACTIVE, badge, durationOf, el, formatDuration, formatTime, showMessage,
+} from "./format.js";
+
+const REFRESH_MS = 2_000;
+
+export class TaskList {
+  constructor(api, root) {
+    this.api = api;
+    this.list = root.querySelector("#task-list");
+    this.empty = root.querySelector("#list-empty");
+    this.error = root.querySelector("#list-error");
+    this.state = root.querySelector("#list-state");
+    this.filter = root.querySelector("#status-filter");
+    this.pageSize = root.querySelector("#page-size");
+    this.newer = root.querySelector("#newer");
+    this.older = root.querySelector("#older");
+    this.pageLabel = root.querySelector("#page-label");
+    this.selectedId = null;
+    this.timer = null;
+    this.generation = 0; // answers to older requests are dropped
+    this.resetPages();
+
+    this.filter.addEventListener("change", () => this.firstPage());
+    this.pageSize.addEventListener("change", () => this.firstPage());
+    root.querySelector("#refresh").addEventListener("click", () => this.load());
+    this.older.addEventListener("click", () => {
+      if (this.nextCursor === null) return;
+      this.cursors = [...this.cursors.slice(0, this.page + 1), this.nextCursor];
+      this.page += 1;
+      this.load();
+    });
+    this.newer.addEventListener("click", () => {
+      if (this.page === 0) return;
+      this.page -= 1;
+      this.load();
+    });
+  }
+
+  resetPages() {
+    this.cursors = [null]; // the cursor that starts each page seen so far
+    this.page = 0;
+    this.nextCursor = null;
+  }
+
+  firstPage() {
+    this.resetPages();
+    this.load();
+  }
+
+  start() {
+    this.firstPage();
+  }
+
+  stop() {
+    this.generation += 1;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.list.replaceChildren();
+    this.list.removeAttribute("aria-busy");
+    this.filter.value = "";
+    showMessage(this.error, "");
+  }
+
+  async load() {
+    const generation = ++this.generation;
+    clearTimeout(this.timer);
+    const query = new URLSearchParams({ limit: this.pageSize.value });
+    if (this.filter.value) query.set("status", this.filter.value);
+    const cursor = this.cursors[this.page];
+    if (cursor !== null) query.set("cursor", String(cursor));
+    this.state.textContent = "Loading…";
+    this.list.setAttribute("aria-busy", "true");
+    let answer;
+    try {
+      answer = await this.api.get(`/tasks?${query}`);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.state.textContent = "";
+      this.list.setAttribute("aria-busy", "false");
+      showMessage(this.error, `Could not load the tasks: ${error.message}`);
+      if (error.status !== 401) this.timer = setTimeout(() => this.load(), REFRESH_MS * 2);
+      return;
+    }
+    if (generation !== this.generation) return;
+    showMessage(this.error, "");
+    const tasks = Array.isArray(answer?.tasks) ? answer.tasks : [];
+    this.nextCursor = answer?.next_cursor ?? null;
+    this.render(tasks);
+    this.list.setAttribute("aria-busy", "false");
+    const active = tasks.some((task) => ACTIVE.has(task.status));
+    this.state.textContent = active ? "Updating live" : "";
+    if (active) this.timer = setTimeout(() => this.load(), REFRESH_MS);
+  }
+
+  render(tasks) {
+    const now = Date.now();
+    this.list.replaceChildren(...tasks.map((task) => this.row(task, now)));
+    this.empty.hidden = tasks.length > 0;
+    this.newer.disabled = this.page === 0;
+    this.older.disabled = this.nextCursor === null;
+    this.pageLabel.textContent = `Page ${this.page + 1}`;
+  }
+
+  row(task, now) {
+    const duration = formatDuration(durationOf(task, now));
+    const link = el("a", {
+      class: "task-row",
+      href: `#/tasks/${task.id}`,
+      "data-task-id": task.id,
+      "data-status": task.status,
+      "aria-current": task.id === this.selectedId ? "true" : null,
+    },
+    badge(task.status),
+    el("span", { class: "task-title", text: task.title }),
+    el("span", { class: "task-meta" },
+      `#${task.id} · created `,
+      el("time", { datetime: task.created_at, text: formatTime(task.created_at) }),
+      ` · ${duration}`));
+    return el("li", {}, link);
+  }
+
+  /** Mark the open task in the list. */
+  select(taskId) {
+    this.selectedId = taskId;
+    for (const link of this.list.querySelectorAll(".task-row")) {
+      if (Number(link.dataset.taskId) === taskId) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+  }
+}

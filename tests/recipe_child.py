@@ -1,0 +1,85 @@
+"""The commands of ``tests/recipes.toml``: small programs that behave in one way each.
+
+``python3 recipe_child.py MODE [ARGS]``; every mode flushes what it prints at once.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+FOREVER = 600
+
+
+def say(text, stream=sys.stdout):
+    """One line in one write, so that lines of two processes sharing a pipe never interleave."""
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def spawn(mode):
+    """Start this script again in ``mode`` with our stdout and stderr; return its pid."""
+    return subprocess.Popen([sys.executable, __file__, mode]).pid
+
+
+def main(mode, *args):
+    if mode == "lines":  # N lines on each stream, then exit with CODE
+        count, code = int(args[0]), int(args[1])
+        for n in range(count):
+            say(f"out {n}")
+            say(f"err {n}", sys.stderr)
+        sys.exit(code)
+    if mode == "gate":  # block until the file PATH exists
+        say("waiting")
+        while not os.path.exists(args[0]):
+            time.sleep(0.01)
+        say("through")
+    elif mode == "sleep":
+        say(f"pid {os.getpid()}")
+        time.sleep(FOREVER)
+    elif mode == "stubborn":  # has a child that ignores SIGTERM, from its first millisecond
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            say(f"child {os.getpid()}")
+            time.sleep(FOREVER)
+            os._exit(0)
+        say(f"pid {os.getpid()}")
+        time.sleep(FOREVER)
+    elif mode == "leftover":  # exits at once, leaving a sleeping child in the group
+        spawn("background")
+        time.sleep(0.2)
+        say("leaving")
+    elif mode == "background":
+        say(f"child {os.getpid()}")
+        time.sleep(FOREVER)
+    elif mode == "escaper":  # a child that leaves the group but keeps our pipes
+        spawn("setsid")
+        time.sleep(0.2)
+        say("leaving")
+    elif mode == "setsid":
+        os.setsid()
+        say(f"child {os.getpid()}")
+        time.sleep(FOREVER)
+    elif mode == "flood":
+        sys.stdout.write("".join(f"line {n}\n" for n in range(int(args[0]))))
+        sys.stdout.flush()
+    elif mode == "longline":
+        say("x" * int(args[0]))
+        say("short")
+        sys.stdout.write("no newline at the end")
+    elif mode == "env":
+        say(json.dumps(dict(os.environ)))
+    elif mode == "argv":
+        say(json.dumps(list(args)))
+    elif mode == "cwd":
+        say(os.getcwd())
+    elif mode == "signal":
+        os.kill(os.getpid(), signal.SIGUSR1)
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,133 @@
+"""The dashboard's page and files as served (no browser): headers, policy and content rules."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from app.http.ui import UI_DIR
+
+from conftest import ADMIN
+
+STATIC = UI_DIR / "static"
+PAGE_PATHS = ("/ops/ui", "/ops/ui/")
+
+
+class PageParser(HTMLParser):
+    """Collects what a Content-Security-Policy of 'self' would refuse, and the files used."""
+
+    def __init__(self):
+        super().__init__()
+        self.inline_scripts = 0
+        self.inline_styles = []
+        self.handlers = []
+        self.assets = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            if attrs.get("src"):
+                self.assets.append(attrs["src"])
+            else:
+                self.inline_scripts += 1
+        if tag == "style":
+            self.inline_styles.append("<style>")
+        if tag == "link" and attrs.get("href"):
+            self.assets.append(attrs["href"])
+        if "style" in attrs:
+            self.inline_styles.append(f"<{tag} style=...>")
+        self.handlers += [f"<{tag} {name}>" for name in attrs if name.startswith("on")]
+
+
+def parse_page(client) -> PageParser:
+    parser = PageParser()
+    parser.feed(client.get("/ops/ui").get_data(as_text=True))
+    return parser
+
+
+@pytest.mark.parametrize("path", PAGE_PATHS)
+def test_page_is_served_without_auth_and_with_a_self_only_policy(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in policy and "http" not in policy and "*" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_page_has_no_inline_script_style_or_handler(client):
+    page = parse_page(client)
+    assert page.inline_scripts == 0
+    assert page.inline_styles == []
+    assert page.handlers == []
+
+
+def test_page_passes_the_api_root_and_holds_no_secret(client):
+    html = client.get("/ops/ui").get_data(as_text=True)
+    assert 'data-api-root="/ops"' in html
+    assert ADMIN not in html
+
+
+def test_every_asset_the_page_uses_is_served_with_the_policy(client):
+    assets = parse_page(client).assets
+    assert {a.rsplit("/", 1)[-1] for a in assets} >= {"main.js", "dashboard.css"}
+    for asset in assets:
+        assert asset.startswith("/ops/ui/static/"), asset  # own origin, no third-party host
+        with client.get(asset) as response:  # a file answer holds the file open
+            assert response.status_code == 200, asset
+            assert "Content-Security-Policy" in response.headers
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("name, mimetype", [("main.js", "text/javascript"),
+                                            ("dashboard.css", "text/css")])
+def test_static_files_have_the_right_type(client, name, mimetype):
+    with client.get(f"/ops/ui/static/{name}") as response:
+        assert response.mimetype == mimetype
+
+
+def test_every_imported_module_exists(client):
+    """ES module imports resolve against the static folder; a typo would break the page."""
+    for script in STATIC.glob("*.js"):
+        for target in re.findall(r'from\s+"\./([\w-]+\.js)"', script.read_text()):
+            with client.get(f"/ops/ui/static/{target}") as response:
+                assert response.status_code == 200, (script, target)
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in STATIC.glob("*.js")))
+def test_scripts_use_no_third_party_host_html_strings_or_admin_token_urls(path):
+    source = (STATIC / path).read_text()
+    assert not re.search(r"https?://", source)
+    assert "innerHTML" not in source and "insertAdjacentHTML" not in source
+    assert "eval(" not in source
+    assert "admin_token" not in source  # the dev-only query parameter is never used
+
+
+def test_unknown_static_file_is_a_json_404(client):
+    response = client.get("/ops/ui/static/nope.js")
+    assert response.status_code == 404
+    assert "error" in response.get_json()
+
+
+def test_the_page_listens_for_every_event_kind_the_runners_write():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = "".join(p.read_text() for p in (root / "app" / "executor").rglob("*.py"))
+    written = set(re.findall(r"""(?:ctx\.emit|self\._emit)\(\s*["']([a-z_]+)["']""", code))
+    written |= {"created", "status", "done", "failed", "canceled"}  # the store and executor's
+    script = (root / "app" / "ui" / "static" / "stream.js").read_text()
+    listed = set(re.findall(r'"([a-z_]+)"', script[script.index("EVENT_KINDS"):
+                                                  script.index("];", script.index("EVENT_KINDS"))]))
+    assert {"tick", "log", "text"} <= written
+    assert written <= listed, written - listed

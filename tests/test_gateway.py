@@ -1,0 +1,103 @@
+"""The PostgREST stand-in is strict (a query shape it does not know fails loudly), and the
+migration it serves does what docs/supabase.md says."""
+
+import psycopg
+import pytest
+import requests
+
+from gateway import SERVICE_KEY
+from postgres import MIGRATIONS
+
+pytestmark = pytest.mark.live
+
+AUTH = {"apikey": SERVICE_KEY, "Authorization": f"Bearer {SERVICE_KEY}"}
+
+
+def call(gateway, method, path, headers=None, **kwargs):
+    return requests.request(method, f"{gateway.url}/rest/v1/{path}",
+                            headers={**AUTH, **(headers or {})}, timeout=10, **kwargs)
+
+
+@pytest.mark.parametrize("method, path, headers, body", [
+    ("GET", "va_tasks?title=like.x%25", {}, None),
+    ("GET", "va_tasks?or=(id.eq.1,id.eq.2)", {}, None),
+    ("GET", "va_tasks?select=id,va_task_events(*)", {}, None),
+    ("GET", "va_tasks?order=id.desc.nullslast", {}, None),
+    ("GET", "va_tasks", {"Prefer": "count=exact"}, None),
+    ("GET", "va_tasks", {"Accept": "text/csv"}, None),
+    ("DELETE", "va_tasks?id=eq.1&limit=1", {}, None),
+    ("DELETE", "va_tasks?id=eq.1", {}, {"status": "done"}),
+    ("POST", "rpc/anything", {}, {}),
+    ("POST", "va_tasks", {}, [{"title": "a", "status": "queued"}]),
+    ("PATCH", "va_tasks?id=eq.1&limit=1", {}, {"status": "running"}),
+])
+def test_unknown_query_shapes_answer_501(supabase_db, method, path, headers, body):
+    response = call(supabase_db, method, path, headers, json=body)
+    assert response.status_code == 501, response.text
+    assert "does not implement" in response.json()["message"]
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"apikey": SERVICE_KEY},
+    {"apikey": SERVICE_KEY, "Authorization": "Bearer wrong"},
+    {"apikey": "wrong", "Authorization": f"Bearer {SERVICE_KEY}"},
+])
+def test_the_service_key_is_required_in_both_headers(supabase_db, headers):
+    response = requests.get(f"{supabase_db.url}/rest/v1/va_tasks", headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.json()["message"] == "Invalid API key"
+
+
+def test_errors_have_postgrest_shape(supabase_db):
+    single = {"Accept": "application/vnd.pgrst.object+json"}
+    cases = [
+        (call(supabase_db, "GET", "va_tasks?id=eq.1", single), 406, "PGRST116"),
+        (call(supabase_db, "GET", "nope"), 404, "PGRST205"),
+        (call(supabase_db, "GET", "va_tasks?select=nope"), 400, "42703"),
+        (call(supabase_db, "GET", "va_tasks?id=eq.x"), 400, "22P02"),
+        (call(supabase_db, "PATCH", "va_tasks", json={"status": "done"}), 400, "21000"),
+        (call(supabase_db, "POST", "va_tasks", data=b"{", headers={
+            "Content-Type": "application/json"}), 400, "PGRST102"),
+        (call(supabase_db, "POST", "va_tasks", json={"title": "t", "status": "bogus"}),
+         400, "23514"),
+        (call(supabase_db, "POST", "va_task_events", json={"task_id": 999, "kind": "x"}),
+         409, "23503"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+        assert set(response.json()) == {"code", "details", "hint", "message"}
+
+
+def test_representation_single_object_and_minimal(supabase_db):
+    prefer = {"Prefer": "return=representation"}
+    created = call(supabase_db, "POST", "va_tasks", prefer, json={"title": "t", "status": "queued"})
+    assert created.status_code == 201 and created.json()[0]["title"] == "t"
+    task_id = created.json()[0]["id"]
+    minimal = call(supabase_db, "POST", "va_task_events", {"Prefer": "return=minimal"},
+                   json={"task_id": task_id, "kind": "created", "data_json": {"a": 1}})
+    assert (minimal.status_code, minimal.content) == (201, b"")
+    one = call(supabase_db, "GET", f"va_tasks?select=id,status&id=eq.{task_id}",
+               {"Accept": "application/vnd.pgrst.object+json"})
+    assert one.json() == {"id": task_id, "status": "queued"}
+    patched = call(supabase_db, "PATCH", f"va_tasks?id=eq.{task_id}&status=in.(queued)", prefer,
+                   json={"status": "running"})
+    assert [row["status"] for row in patched.json()] == ["running"]
+    again = call(supabase_db, "PATCH", f"va_tasks?id=eq.{task_id}&status=in.(queued)", prefer,
+                 json={"status": "running"})
+    assert again.json() == []
+
+
+def test_migration_is_idempotent_and_locks_out_other_roles(postgres, supabase_db):
+    with postgres.connect(supabase_db.dbname) as conn:
+        for path in MIGRATIONS:
+            conn.execute(path.read_text())  # a second time: nothing changes, nothing fails
+        conn.execute("INSERT INTO va_tasks (title) VALUES ('secret')")
+        conn.execute("DO $$ BEGIN CREATE ROLE anon; EXCEPTION WHEN duplicate_object "
+                     "THEN NULL; END $$")
+        conn.execute("GRANT SELECT, INSERT ON va_tasks TO anon")
+        with conn.transaction():
+            conn.execute("SET LOCAL ROLE anon")
+            assert conn.execute("SELECT count(*) FROM va_tasks").fetchone() == (0,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute("INSERT INTO va_tasks (title) VALUES ('x')")

@@ -1,0 +1,181 @@
+"""Both runners under gunicorn's gevent worker, watched through the real SSE stream."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from conftest import ADMIN, SECRET
+from fake_llm import answer_text
+from live import GunicornServer, wait_until
+from runner_support import RECIPES, kill_leftovers, pids_in, process_alive
+from sse import parse_messages
+
+pytestmark = pytest.mark.live
+HEADERS = {"X-Admin-Token": ADMIN}
+
+
+@pytest.fixture(scope="module")
+def fake_model():
+    from fake_llm import FakeLLM
+
+    with FakeLLM(api_key="sk-gunicorn-0123456789abcdef") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(fake_model):
+    env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": SECRET,
+           "OPS_RECIPES": str(RECIPES), "OPS_RECIPE_KILL_GRACE_SECONDS": "0.5",
+           "OPS_LLM_BASE_URL": fake_model.url, "OPS_LLM_MODEL": "fake-model",
+           "OPS_LLM_API_KEY": fake_model.api_key, "OPS_LLM_BATCH_SECONDS": "0.2",
+           "OPS_HEARTBEAT_SECONDS": "1", "OPS_LOG_LEVEL": "DEBUG"}
+    with GunicornServer(env) as running:
+        yield running
+
+
+class Stream:
+    """A task's SSE stream, read event by event as the server sends it."""
+
+    def __init__(self, server, task_id: int):
+        self.response = requests.get(f"{server.url}/ops/tasks/{task_id}/stream",
+                                     headers=HEADERS, stream=True, timeout=20)
+        assert self.response.status_code == 200
+        self._messages = parse_messages(self.response.iter_lines(decode_unicode=True))
+        self.seen: list[dict] = []
+
+    def until(self, predicate) -> list[dict]:
+        """Read events until one satisfies ``predicate``; all events read so far."""
+        for message in self._messages:
+            if "data" in message:
+                event = json.loads(message["data"])
+                self.seen.append({"kind": event["kind"], "data": event["data"]})
+                if predicate(self.seen[-1]):
+                    return self.seen
+        raise AssertionError(f"the stream ended first: {self.seen}")
+
+    def lines(self) -> list[str]:
+        return [e["data"]["line"] for e in self.seen if e["kind"] == "log"]
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def create(server, **fields) -> int:
+    response = requests.post(f"{server.url}/ops/tasks", headers=HEADERS,
+                             json={"title": "Run it", **fields}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def terminal(event) -> bool:
+    return event["kind"] in {"done", "failed", "canceled"}
+
+
+def test_output_streams_while_the_child_blocks_and_the_worker_stays_free(server, tmp_path):
+    gate = tmp_path / "open"
+    stream = Stream(server, create(server, recipe="gate", params={"path": str(gate)}))
+    try:
+        stream.until(lambda e: e["kind"] == "log")
+        assert stream.lines() == ["waiting"]
+        # The child blocks on the gate; a worker stuck reading its pipe would not answer.
+        started = time.monotonic()
+        assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - started < 2
+        gate.touch()
+        assert stream.until(terminal)[-1]["kind"] == "done"
+        assert stream.lines() == ["waiting", "through"]
+    finally:
+        stream.close()
+
+
+def test_cancel_kills_the_whole_group_under_gevent(server):
+    task_id = create(server, recipe="stubborn")
+    stream = Stream(server, task_id)
+    pids: list[int] = []
+    try:
+        stream.until(lambda e: len(pids_in(stream.lines())) == 2)
+        pids = pids_in(stream.lines())
+        assert all(process_alive(pid) for pid in pids)
+        response = requests.post(f"{server.url}/ops/tasks/{task_id}/cancel", headers=HEADERS,
+                                 timeout=10)
+        assert response.status_code == 202
+        end = stream.until(terminal)[-1]
+        assert end["kind"] == "canceled" and end["data"]["stopped_with"] == "SIGKILL"
+        assert not any(process_alive(pid) for pid in pids)
+    finally:
+        stream.close()
+        kill_leftovers(pids)
+
+
+def test_a_flood_is_bounded_and_the_worker_keeps_answering(server):
+    task_id = create(server, recipe="flood", params={"count": "20000"})
+    healthy = requests.get(f"{server.url}/healthz", timeout=5)
+    assert healthy.status_code == 200
+    stream = Stream(server, task_id)
+    try:
+        end = stream.until(terminal)[-1]
+        assert end["kind"] == "done"
+        counts = end["data"]["log"]
+        assert counts["lines"] + counts["skipped_lines"] == 20000
+        assert counts["lines"] == len(stream.lines()) <= 10_000
+    finally:
+        stream.close()
+
+
+def test_the_child_environment_has_none_of_the_servers_secrets(server, fake_model):
+    stream = Stream(server, create(server, recipe="env"))
+    try:
+        assert stream.until(terminal)[-1]["kind"] == "done"
+    finally:
+        stream.close()
+    env = json.loads(stream.lines()[0])
+    assert not {"SETTINGS_ADMIN_TOKEN", "OPS_STREAM_SECRET", "OPS_LLM_API_KEY"} & set(env)
+    assert not any(secret in stream.lines()[0] for secret in (ADMIN, SECRET, fake_model.api_key))
+
+
+def test_the_llm_answer_streams_in_batches(server, fake_model):
+    stream = Stream(server, create(server, body="fake: words=150 delay=0.005"))
+    try:
+        events = stream.until(terminal)
+    finally:
+        stream.close()
+    texts = [e["data"]["text"] for e in events if e["kind"] == "text"]
+    assert "".join(texts) == answer_text(150) == events[-1]["data"]["text"]
+    assert 2 <= len(texts) <= 20
+
+
+def test_cancel_closes_the_model_stream_at_once_under_gevent(server, fake_model):
+    task_id = create(server, body="fake: words=1000 delay=0.05")
+    stream = Stream(server, task_id)
+    try:
+        stream.until(lambda e: e["kind"] == "text")
+        before = len(fake_model.disconnects)
+        canceled_at = time.monotonic()
+        requests.post(f"{server.url}/ops/tasks/{task_id}/cancel", headers=HEADERS, timeout=10)
+        assert stream.until(terminal)[-1]["kind"] == "canceled"
+        wait_until(lambda: len(fake_model.disconnects) > before, timeout=5,
+                   message="the model server to see the client go")
+        assert fake_model.disconnects[before] - canceled_at < 1.0
+    finally:
+        stream.close()
+
+
+def test_the_api_key_stays_out_of_events_and_the_server_log(server, fake_model, monkeypatch):
+    key = fake_model.api_key
+    # The model server now wants another key and echoes the one it got in its 401.
+    monkeypatch.setattr(fake_model, "api_key", "sk-another-key")
+    stream = Stream(server, create(server, body="Hi"))
+    try:
+        end = stream.until(terminal)[-1]
+    finally:
+        stream.close()
+    assert end["data"]["reason"] == ("the model server answered HTTP 401: "
+                                     "Incorrect API key provided: [redacted]")
+    assert fake_model.requests[-1]["headers"]["Authorization"] == f"Bearer {key}"
+    assert key not in json.dumps(stream.seen)
+    assert "the model server answered HTTP 401" in server.log()
+    assert key not in server.log()
