@@ -18,11 +18,11 @@ from pathlib import Path
 
 from . import report as reporting
 from .procs import load_average, raise_fd_limit, say
-from .scenarios import creation, latency, streams
+from .scenarios import creation, latency, streams, supabase
 from .stats import median_of_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("latency", "streams", "creation")
+SCENARIOS = ("latency", "streams", "creation", "supabase")
 PROGRAMS = ("redis-server", "wrk")
 
 
@@ -121,6 +121,20 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
             pairs = []
         report.runs["creation"] = [rounded(pair) for pair in pairs]
         report.rows += creation.rows(median_of_runs(pairs), scale)
+    if "supabase" in chosen:
+        scale = supabase.QUICK if args.quick else supabase.FULL
+        report.settings["Supabase path"] = supabase.describe(scale)
+        results, reason = {}, supabase.missing()
+        if reason is None:
+            try:
+                results = supabase.run(scale, logdir)
+            except Exception as error:
+                say(f"supabase failed: {error}")
+                reason = f"the run failed: {str(error)[:500]}"
+        if reason is not None:
+            report.not_measured["Supabase path"] = reason
+        report.runs["supabase"] = [rounded(results)] if results else []
+        report.rows += supabase.rows(results, scale)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,18 +45,26 @@ QUICK = Scale(clients=100, tasks=10, interval=0.5, seconds=4)
 
 
 def run_ours(scale: Scale, logdir: Path, **checkout) -> dict:
-    settings = {"OPS_DEV_TICK_SECONDS": str(scale.interval), "OPS_DEV_TICKS": str(scale.ticks),
-                "OPS_WORKERS": str(scale.tasks), "OPS_MAX_STREAMS": str(scale.clients + 100),
-                "OPS_WORKER_CONNECTIONS": str(scale.clients + 200)}
-    with Ours(logdir, **checkout, **settings) as server:
-        task_ids = []
-        start = time.monotonic()
-        for n in range(scale.tasks):
-            # start times spread evenly over one interval, as independent tasks' would be
-            time.sleep(max(0.0, start + n * scale.interval / scale.tasks - time.monotonic()))
-            task_ids.append(server.create_task(f"bench {n}"))
-        paths = [server.stream_path(task_ids[n % scale.tasks]) for n in range(scale.clients)]
-        return measure(server, paths, scale, logdir)
+    with Ours(logdir, **checkout, **dev_settings(scale)) as server:
+        return measure(server, start_tasks(server, scale), scale, logdir)
+
+
+def dev_settings(scale: Scale) -> dict[str, str]:
+    """Our settings for ``scale``: dev tasks ticking through the whole run, all at once."""
+    return {"OPS_DEV_TICK_SECONDS": str(scale.interval), "OPS_DEV_TICKS": str(scale.ticks),
+            "OPS_WORKERS": str(scale.tasks), "OPS_MAX_STREAMS": str(scale.clients + 100),
+            "OPS_WORKER_CONNECTIONS": str(scale.clients + 200)}
+
+
+def start_tasks(server: Ours, scale: Scale) -> list[str]:
+    """Create the tasks, their starts spread evenly over one interval as independent tasks'
+    would be; return the clients' stream paths, spread evenly over the tasks."""
+    task_ids = []
+    start = time.monotonic()
+    for n in range(scale.tasks):
+        time.sleep(max(0.0, start + n * scale.interval / scale.tasks - time.monotonic()))
+        task_ids.append(server.create_task(f"bench {n}"))
+    return [server.stream_path(task_ids[n % scale.tasks]) for n in range(scale.clients)]
 
 
 def run_peer(scale: Scale, logdir: Path) -> dict:
