@@ -35,8 +35,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="the report to write (default: "
                         "docs/performance.md for a full run, none for --quick)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
-    parser.add_argument("--compare", metavar="REV", help="also run ours as of this git revision "
-                        "(side 'before') in the latency and streams scenarios")
+    parser.add_argument("--compare", metavar="REV", help="also run ours as of this git revision, "
+                        "or from this directory (side 'before'), in the latency scenario")
     args = parser.parse_args(argv)
     if args.runs is not None and not 1 <= args.runs <= 9:
         parser.error("--runs must be between 1 and 9")
@@ -53,7 +53,10 @@ def rounded(result: dict) -> dict:
 
 
 def checkout(revision: str, logdir: Path) -> Path:
-    """The service's files as of ``revision``, extracted into ``logdir``."""
+    """The service's files as of ``revision`` (extracted into ``logdir``), or the directory
+    ``revision`` names."""
+    if Path(revision).is_dir():
+        return Path(revision).resolve()
     root = logdir / "before"
     root.mkdir()
     archive = subprocess.run(["git", "archive", revision, "app", "wsgi.py", "gunicorn.conf.py"],
@@ -106,8 +109,7 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
     if "streams" in chosen:
         scale = streams.QUICK if args.quick else streams.FULL
         report.settings["Concurrent streams"] = streams.describe(scale)
-        # the longest scenario: two runs a side keep `make bench` within its quarter hour
-        medians = alternate("streams", streams, scale, min(runs, 2), logdir, report, before)
+        medians = alternate("streams", streams, scale, runs, logdir, report, None)
         report.rows += streams.rows(medians["ours"], medians["peer"], scale)
     if "creation" in chosen:
         scale = creation.QUICK if args.quick else creation.FULL

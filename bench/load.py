@@ -95,13 +95,15 @@ class StreamClients:
 
 
 WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_COUNT = re.compile(r"(\d+) requests in")
 WRK_BAD = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 WRK_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
 
 def wrk(logdir: Path, url: str, *, seconds: float, connections: int, script: Path | None = None,
-        env: dict[str, str] | None = None) -> float:
-    """Requests per second that ``wrk`` (one thread) got from ``url``; raise on any error."""
+        env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Requests per second that ``wrk`` (one thread) got from ``url``, and how many it sent;
+    raise on any error."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     if script is not None:
         argv += ["-s", str(script)]
@@ -115,4 +117,4 @@ def wrk(logdir: Path, url: str, *, seconds: float, connections: int, script: Pat
     errors = WRK_ERRORS.search(out.stdout)
     if bad or (errors and any(int(n) for n in errors.groups())):
         raise RuntimeError(f"wrk saw failed requests against {url}:\n{out.stdout}")
-    return float(match.group(1))
+    return float(match.group(1)), int(WRK_COUNT.search(out.stdout).group(1))

@@ -86,14 +86,14 @@ class Gunicorn:
 
 class Ours(Gunicorn):
     """``gunicorn -c gunicorn.conf.py wsgi:app`` on the in-process store and the dev runner,
-    from this checkout or, as ``side="before"``, from another one (``root``)."""
+    from this checkout or, as ``side="before"``, from another one (``root``); its logs as
+    shipped (one line per request and per task change, to the log file)."""
 
     def __init__(self, logdir: Path, *, side: str = "ours", root: Path = ROOT, **settings: str):
         port = free_port()
         env = clean_env(SETTINGS_ADMIN_TOKEN=ADMIN, OPS_STREAM_SECRET=STREAM_SECRET,
                         DEV_LOCAL_LLM="1", WEB_CONCURRENCY="1", OPS_BIND=f"127.0.0.1:{port}",
-                        OPS_ACCESS_LOG=str(logdir / f"{side}-access.log"), BENCH_PORT=str(port),
-                        **settings)
+                        BENCH_PORT=str(port), **settings)
         argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
         super().__init__(logdir, argv, env, side=side, root=root)
 

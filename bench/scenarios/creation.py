@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..load import wrk
-from ..report import Row, number, verdict
+from ..report import Row, number, ratio, verdict
 from ..servers import ADMIN, Ours
 
 BODY = {"title": "Build the bench", "body": "created by wrk"}
@@ -48,18 +48,18 @@ def run(scale: Scale, logdir: Path) -> list[dict]:
     with Ours(logdir, **settings) as server:
         base = f"http://127.0.0.1:{server.port}"
         wrk(logdir, f"{base}/healthz", seconds=1, connections=scale.connections)  # warm-up
+        targets = {"healthz": (f"{base}/healthz", None), "create": (f"{base}/ops/tasks", script)}
         for n in range(scale.runs):
-            rates = {}
-            order = ("healthz", "create") if n % 2 == 0 else ("create", "healthz")
-            for which in order:
-                if which == "healthz":
-                    rates[which] = wrk(logdir, f"{base}/healthz", seconds=scale.seconds,
-                                       connections=scale.connections)
-                else:
-                    rates[which] = wrk(logdir, f"{base}/ops/tasks", seconds=scale.seconds,
-                                       connections=scale.connections, script=script)
-            results.append({"create_per_s": rates["create"], "healthz_per_s": rates["healthz"],
-                            "ratio": rates["create"] / rates["healthz"]})
+            result = {}
+            for which in ("healthz", "create") if n % 2 == 0 else ("create", "healthz"):
+                url, lua = targets[which]
+                cpu = server.cpu_seconds()
+                rate, count = wrk(logdir, url, seconds=scale.seconds,
+                                  connections=scale.connections, script=lua)
+                result[f"{which}_per_s"] = rate
+                result[f"{which}_cpu_us"] = (server.cpu_seconds() - cpu) / count * 1e6
+            result["ratio"] = result["create_per_s"] / result["healthz_per_s"]
+            results.append(result)
     return results
 
 
@@ -71,8 +71,12 @@ def describe(scale: Scale) -> str:
 
 def rows(runs: dict, scale: Scale) -> list:
     rate, ceiling = runs.get("create_per_s"), runs.get("healthz_per_s")
-    share = rate / ceiling if rate and ceiling else None
+    share = runs.get("ratio")
+    create_cpu, healthz_cpu = runs.get("create_cpu_us"), runs.get("healthz_cpu_us")
     return [Row("Task creation `POST /ops/tasks` (peer column: the same server's `/healthz`)",
                 f"{number(rate, 0)} req/s", f"{number(ceiling, 0)} req/s",
                 f"{share:.2f}" if share else "–",
-                verdict("≥ 0.70", None if share is None else share >= 0.7))]
+                verdict("≥ 0.70", None if share is None else share >= 0.7)),
+            Row("CPU per request, `POST /ops/tasks` (peer column: `/healthz`)",
+                f"{number(create_cpu, 0)} µs", f"{number(healthz_cpu, 0)} µs",
+                ratio(create_cpu, healthz_cpu))]

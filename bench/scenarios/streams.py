@@ -27,7 +27,7 @@ from ..servers import Ours, Peer
 from ..stats import percentile
 
 LATE_SLACK = 1.0  # seconds past the heartbeat before a gap counts as late
-FDS_SPARE = 300  # open files a worker needs beside its streams
+FDS_SPARE = 1000  # open files the peer's worker needs beside its streams (logs, pools, publishers)
 
 
 @dataclasses.dataclass(frozen=True)
