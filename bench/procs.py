@@ -134,5 +134,14 @@ def rss_kib(pid: int) -> int:
 
 
 def load_average() -> str:
+    """The load averages, and the CPU pressure (the share of time some task waited for a CPU,
+    over the last 10 and 60 s) where the kernel reports it."""
     one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+    text = f"load {one:.2f} / {five:.2f} / {fifteen:.2f}"
+    try:
+        with open("/proc/pressure/cpu") as pressure:
+            fields = dict(f.split("=") for f in pressure.readline().split()[1:3])
+        text += f", CPU pressure {fields['avg10']}% / {fields['avg60']}%"
+    except (OSError, KeyError, ValueError):
+        pass
+    return text

@@ -102,10 +102,12 @@ def render(report: Report) -> str:
                      f"{row.target} | {host} | {report.date} |")
     lines += ["", "## Machine and noise", "",
               f"- Machine: {host}; {software()}.",
-              f"- Load average (1 / 5 / 15 min) before the run: {report.load_before}; after: "
-              f"{report.load_after}. The machine is shared: a load above its core count means "
-              "other work competed for the CPU during the run, which shows in the tails "
-              "(p99, max) first.",
+              f"- Before the run: {report.load_before}; after: {report.load_after} (load "
+              "averages over 1 / 5 / 15 min; CPU pressure over 10 / 60 s). The machine is "
+              "shared: a load above its core count, or CPU pressure, means other work competed "
+              "for the CPU during the run, which shows in the latencies first. The latency "
+              "runs' `worker_cpu_wait_share` is how much of the window the measured worker "
+              "itself spent ready to run but waiting for a CPU.",
               f"- Command: `{report.command}`."]
     if report.settings:
         lines += ["", "## Settings of each scenario", ""]
