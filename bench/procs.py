@@ -50,8 +50,9 @@ def raise_fd_limit() -> int:
 class Process:
     """One started program; a context manager that stops it and its group on exit."""
 
-    def __init__(self, name: str, argv: list[str], *, logdir: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, stdin=None, stdout=None):
+    def __init__(self, name: str, argv: list[str], *, logdir: Path,
+                 env: dict[str, str] | None = None, cwd: Path | None = None, stdin=None,
+                 stdout=None):
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self._log = open(self.log_path, "ab")

@@ -112,12 +112,13 @@ def measure(server, paths: list[str], scale: Scale, logdir: Path) -> dict:
 
 def describe(scale: Scale) -> str:
     rate = scale.tasks / scale.interval
-    return (f"{scale.clients:,} clients on {scale.tasks} running tasks ({scale.clients // scale.tasks} "
-            f"per task), one event per task every {scale.interval} s ({rate:.0f} events/s "
-            f"published, {rate * scale.clients / scale.tasks:,.0f} deliveries/s), a "
-            f"{scale.seconds:.0f} s window once every stream is open; ours on the in-process "
-            "store with the dev runner (OPS_DEV_TICK_SECONDS, OPS_DEV_TICKS), the peer's "
-            "publishers calling `sse.publish` in its worker.")
+    return (f"{scale.clients:,} clients on {scale.tasks} running tasks "
+            f"({scale.clients // scale.tasks} per task), one event per task every "
+            f"{scale.interval} s ({rate:.0f} events/s published, "
+            f"{rate * scale.clients / scale.tasks:,.0f} deliveries/s), a {scale.seconds:.0f} s "
+            "window once every stream is open; ours on the in-process store with the dev runner "
+            "(OPS_DEV_TICK_SECONDS, OPS_DEV_TICKS), the peer's publishers calling `sse.publish` "
+            "in its worker.")
 
 
 def rows(ours: dict, peer: dict, scale: Scale) -> list:
@@ -128,7 +129,8 @@ def rows(ours: dict, peer: dict, scale: Scale) -> list:
 
     p50, p99, peer_p99 = ours.get("p50_ms"), ours.get("p99_ms"), peer.get("p99_ms")
     return [
-        row("Delivery latency p50", "p50_ms", "ms", verdict("≤ 2 ms", None if p50 is None else p50 <= 2)),
+        row("Delivery latency p50", "p50_ms", "ms",
+            verdict("≤ 2 ms", None if p50 is None else p50 <= 2)),
         row("Delivery latency p99", "p99_ms", "ms",
             verdict("≤ 20 ms and ≤ the peer's",
                     None if p99 is None else p99 <= 20 and p99 <= (peer_p99 or 0))),

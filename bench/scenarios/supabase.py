@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
+import importlib.util
 import shutil
 import sys
 import time
@@ -50,9 +51,7 @@ def missing() -> str | None:
     """Why the scenario cannot run here, or None."""
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb") and not shutil.which("initdb"):
         return "PostgreSQL is not installed (bench/system-deps.sh installs it)"
-    try:
-        import psycopg  # noqa: F401  (the gateway's driver, from the dev extra)
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:  # the gateway's driver (the dev extra)
         return "psycopg is not installed (pip install -e '.[dev,bench]')"
     return None
 
