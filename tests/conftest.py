@@ -35,18 +35,24 @@ def app(settings):
 
 
 @pytest.fixture
-def admin_for():
-    """A factory: an Admin client on a new app with settings overrides; all shut down after."""
+def make_app():
+    """A factory: an app from the given settings; every app made is shut down afterwards."""
     apps = []
 
-    def build(**overrides):
-        app = create_app(make_settings(**overrides))
+    def build(settings):
+        app = create_app(settings)
         apps.append(app)
-        return Admin(app.test_client())
+        return app
 
     yield build
     for app in apps:
         app.extensions["ops"].executor.shutdown(grace=5)
+
+
+@pytest.fixture
+def admin_for(make_app):
+    """A factory: an Admin client on a new app with these settings overrides."""
+    return lambda **overrides: Admin(make_app(make_settings(**overrides)).test_client())
 
 
 @pytest.fixture

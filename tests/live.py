@@ -68,7 +68,28 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM,
     return code
 
 
-class GunicornServer:
+class Service:
+    """A program a test starts: ``with Service(...) as running:`` starts it, and closes it
+    (stops it and removes its files) when the block ends, also when starting failed."""
+
+    def start(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class GunicornServer(Service):
     """``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port, as users run it."""
 
     def __init__(self, env: dict[str, str] | None = None, workers: int = 1, args=()):
@@ -119,13 +140,3 @@ class GunicornServer:
     def close(self) -> None:
         self.stop()
         self._logdir.cleanup()
-
-    def __enter__(self) -> GunicornServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from live import ROOT, free_port, require_program, stop_process_group, wait_until
+from live import ROOT, Service, free_port, require_program, stop_process_group, wait_until
 
 SITE = ROOT / "docs" / "deploy" / "nginx.conf"
 
@@ -55,7 +55,7 @@ def site_config(upstream_port: int, listen_port: int, stream_read_timeout: str |
     return text
 
 
-class NginxServer:
+class NginxServer(Service):
     """nginx on a free port in front of ``upstream_port``."""
 
     def __init__(self, upstream_port: int, stream_read_timeout: str | None = None):
@@ -101,16 +101,6 @@ class NginxServer:
                 stop_process_group(self.process, timeout=10)
         finally:
             self._tmp.cleanup()
-
-    def __enter__(self) -> NginxServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class CurlStream:

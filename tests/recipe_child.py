@@ -20,8 +20,21 @@ def say(text, stream=sys.stdout):
 
 
 def spawn(mode):
-    """Start this script again in ``mode`` with our stdout and stderr; return its pid."""
-    return subprocess.Popen([sys.executable, __file__, mode]).pid
+    """Start this script again in ``mode`` with our stdout and stderr; return its pid once
+    the child has done what its mode sets up (it says so on a pipe of its own)."""
+    ready_read, ready_write = os.pipe()
+    child = subprocess.Popen([sys.executable, __file__, mode, str(ready_write)],
+                             pass_fds=(ready_write,))
+    os.close(ready_write)
+    os.read(ready_read, 1)
+    os.close(ready_read)
+    return child.pid
+
+
+def started(fd):
+    """Tell the parent of :func:`spawn` that this child is set up."""
+    os.write(int(fd), b"+")
+    os.close(int(fd))
 
 
 def main(mode, *args):
@@ -49,18 +62,18 @@ def main(mode, *args):
         time.sleep(FOREVER)
     elif mode == "leftover":  # exits at once, leaving a sleeping child in the group
         spawn("background")
-        time.sleep(0.2)
         say("leaving")
     elif mode == "background":
         say(f"child {os.getpid()}")
+        started(args[0])
         time.sleep(FOREVER)
     elif mode == "escaper":  # a child that leaves the group but keeps our pipes
         spawn("setsid")
-        time.sleep(0.2)
         say("leaving")
     elif mode == "setsid":
         os.setsid()
         say(f"child {os.getpid()}")
+        started(args[0])
         time.sleep(FOREVER)
     elif mode == "flood":
         sys.stdout.write("".join(f"line {n}\n" for n in range(int(args[0]))))

@@ -52,3 +52,39 @@ def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
         assert [k for k, _ in seen[running]] == ["created", "status", "failed"]
         assert [k for k, _ in seen[queued]] == ["created", "failed"]
         assert "Worker graceful timeout" not in server.log()
+
+
+def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
+    """Two servers share Supabase; SIGTERM one mid-task: its task ends failed (shutdown),
+    its streams end cleanly, and a client resumes on the other with Last-Event-ID."""
+    env = {**supabase_env, "SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1",
+           "OPS_DEV_TICK_SECONDS": "60", "OPS_HEARTBEAT_SECONDS": "0.5",
+           "OPS_GRACEFUL_TIMEOUT": "10"}
+    with GunicornServer(env) as doomed, GunicornServer(env) as other:
+        task_id = requests.post(f"{doomed.url}/ops/tasks", json={"title": "long"},
+                                headers=HEADERS, timeout=10).json()["id"]
+        seen = []
+        with requests.get(f"{doomed.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
+                          stream=True, timeout=30) as response:
+            messages = parse_messages(response.iter_lines(decode_unicode=True))
+            for message in messages:
+                if "data" in message:
+                    seen.append((int(message["id"]), message["event"]))
+                    if message["event"] == "status":
+                        break
+            stopped_at = time.monotonic()
+            threading.Thread(target=doomed.stop, args=(signal.SIGTERM, 20)).start()
+            for message in messages:  # the stream ends cleanly, with or without the end event
+                if "data" in message:
+                    seen.append((int(message["id"]), message["event"]))
+        assert time.monotonic() - stopped_at < 10
+        resume = {**HEADERS, "Last-Event-ID": str(seen[-1][0])}
+        with requests.get(f"{other.url}/ops/tasks/{task_id}/stream", headers=resume,
+                          stream=True, timeout=30) as response:
+            seen += [(int(m["id"]), m["event"])
+                     for m in parse_messages(response.iter_lines(decode_unicode=True))
+                     if "data" in m]
+        assert [kind for _, kind in seen] == ["created", "status", "failed"]
+        final = requests.get(f"{other.url}/ops/tasks/{task_id}", headers=HEADERS,
+                             timeout=10).json()
+        assert final["status"] == "failed" and final["error"] == "shutdown"

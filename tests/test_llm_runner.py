@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from app import create_app
 from app.executor.runners.llm import LLMRunner
 from conftest import Admin, make_settings
 from fake_llm import answer_text
@@ -19,22 +18,15 @@ from runner_support import Tasks
 
 
 @pytest.fixture
-def make_tasks(fake_llm):
+def make_tasks(make_app, fake_llm):
     """Tasks on an app whose LLM runner asks ``fake_llm``; settings may be overridden."""
-    apps = []
-
     def make(**overrides) -> Tasks:
-        settings = make_settings(**{
+        app = make_app(make_settings(**{
             "dev_mode": False, "llm_base_url": fake_llm.url, "llm_model": "fake-model",
             "llm_api_key": fake_llm.api_key, "llm_timeout": 5.0, "llm_batch_seconds": 0.2,
-            **overrides})
-        app = create_app(settings)
-        apps.append(app)
+            **overrides}))
         return Tasks(Admin(app.test_client()), app)
-
-    yield make
-    for app in apps:
-        app.extensions["ops"].executor.shutdown(grace=5)
+    return make
 
 
 @pytest.fixture

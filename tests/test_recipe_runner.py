@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from app import create_app
 from app.executor.runners.recipe import RecipeRunner
 from app.recipes import RecipeBook, load_recipes
 from conftest import Admin, make_settings
@@ -46,18 +45,12 @@ def tasks(admin, app):
 
 
 @pytest.fixture
-def make_tasks():
-    """Tasks on an app with other settings; every app is shut down afterwards."""
-    apps = []
-
+def make_tasks(make_app):
+    """Tasks on an app with other settings."""
     def make(**overrides) -> Tasks:
-        app = create_app(recipe_settings(**overrides))
-        apps.append(app)
+        app = make_app(recipe_settings(**overrides))
         return Tasks(Admin(app.test_client()), app)
-
-    yield make
-    for app in apps:
-        app.extensions["ops"].executor.shutdown(grace=5)
+    return make
 
 
 @pytest.fixture

@@ -82,18 +82,25 @@ def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool
     ``max_seconds``, or when the tracker is closing, the stream ends between two events and
     the client resumes with ``Last-Event-ID``."""
     deadline = clock() + max_seconds
+    outage = False
     yield f"retry: {retry_ms}\n\n"
     while True:
         wait = 0 if finished else min(heartbeat, max(0.0, deadline - clock()))
         try:
             events = store.wait_events(task_id, last_id, wait, PAGE)
-            if not events and (finished or _ended_before(store, task_id, last_id)):
-                return
+            if not events and (tracker.closing or finished
+                               or _ended_before(store, task_id, last_id)):
+                return  # (closing: the store may be closed too, so ask it nothing more)
         except StoreUnavailable as error:
-            log.warning("stream of task %s: store unavailable: %s", task_id, error)
+            if not outage:  # once per outage, not once a second
+                log.warning("stream of task %s: store unavailable, retrying: %s", task_id, error)
+            outage = True
             yield ": store unavailable, retrying\n\n"
             time.sleep(min(heartbeat, 1.0))
             continue
+        if outage:
+            log.info("stream of task %s: store reachable again", task_id)
+            outage = False
         if events:
             chunk = []
             for event in events:

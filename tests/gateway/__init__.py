@@ -17,13 +17,13 @@ from pathlib import Path
 
 import requests
 
-from live import free_port, wait_until
+from live import Service, free_port, wait_until
 
 TESTS = Path(__file__).resolve().parent.parent
 SERVICE_KEY = "test-service-role-key-0123456789"
 
 
-class GatewayProcess:
+class GatewayProcess(Service):
     """``python -m gateway`` on a free port over one database."""
 
     def __init__(self, dsn: str, key: str = SERVICE_KEY):
@@ -80,13 +80,3 @@ class GatewayProcess:
             self.kill()
         finally:
             self._tmp.cleanup()
-
-    def __enter__(self) -> GatewayProcess:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.close()
