@@ -41,10 +41,12 @@ class Scale:
     interval: float = 0.5  # the counted task's ticks
 
 
+# Ticks 0.437 s apart: a multiple of the poll interval would lock each task's events to one
+# phase of the polls, and a few tasks' phases would then decide the median.
 FULL = Scale(polls=(0.1, 0.5), window=10,
-             delivery=latency.Scale(clients=100, tasks=10, interval=0.5, seconds=10))
+             delivery=latency.Scale(clients=100, tasks=10, interval=0.437, seconds=10))
 QUICK = Scale(polls=(0.1,), window=3,
-              delivery=latency.Scale(clients=20, tasks=4, interval=0.5, seconds=3))
+              delivery=latency.Scale(clients=20, tasks=4, interval=0.437, seconds=3))
 
 
 def missing() -> str | None:
