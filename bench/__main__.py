@@ -126,17 +126,17 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
     if "supabase" in chosen:
         scale = supabase.QUICK if args.quick else supabase.FULL
         report.settings["Supabase path"] = supabase.describe(scale)
-        results, reason = {}, supabase.missing()
+        rounds, reason = [], supabase.missing()
         if reason is None:
             try:
-                results = supabase.run(scale, logdir)
+                rounds = supabase.run(scale, logdir, runs)
             except Exception as error:
                 say(f"supabase failed: {error}")
                 reason = f"the run failed: {str(error)[:500]}"
         if reason is not None:
             report.not_measured["Supabase path"] = reason
-        report.runs["supabase"] = [rounded(results)] if results else []
-        report.rows += supabase.rows(results, scale)
+        report.runs["supabase"] = [rounded(results) for results in rounds]
+        report.rows += supabase.rows(median_of_runs(rounds), scale)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,8 @@ nothing.
   once per interval in ``polls``; an event's ``created_at`` is the database's insert time,
   so the figure is what polling adds (target: p50 at most half the interval plus 10 ms).
 - Store requests per second with 1, 10 and 100 subscribers on one ticking task, counted by
-  the gateway over a window: they should not grow with the subscribers (one poller per task
-  per process).
+  the gateway over a window (once: they are counts, not timings): they should not grow with
+  the subscribers (one poller per task per process).
 
 The gateway is a small threaded Python server, slower than PostgREST: absolute figures are
 the stand-in's, the shape (latency against interval, requests against subscribers) is ours.
@@ -111,16 +111,21 @@ def requests_per_subscriber_count(proxy, scale: Scale, logdir: Path) -> dict:
     return found
 
 
-def run(scale: Scale, logdir: Path) -> dict:
-    results = {}
+def run(scale: Scale, logdir: Path, runs: int) -> list[dict]:
+    """``runs`` rounds of every measurement, the poll intervals in turn; one dict a round."""
+    rounds = []
     with gateway() as proxy:
-        for poll in scale.polls:
-            say(f"supabase: delivery with a poll every {poll} s")
-            for key, value in delivery(proxy, poll, scale.delivery, logdir).items():
-                results[f"{key}@{poll}"] = value
-        say("supabase: store requests with 1, 10 and 100 subscribers")
-        results.update(requests_per_subscriber_count(proxy, scale, logdir))
-    return results
+        for n in range(runs):
+            results = {}
+            for poll in scale.polls:
+                say(f"supabase: run {n + 1} of {runs}, delivery with a poll every {poll} s")
+                for key, value in delivery(proxy, poll, scale.delivery, logdir).items():
+                    results[f"{key}@{poll}"] = value
+            if n == 0:
+                say("supabase: store requests with 1, 10 and 100 subscribers")
+                results.update(requests_per_subscriber_count(proxy, scale, logdir))
+            rounds.append(results)
+    return rounds
 
 
 def describe(scale: Scale) -> str:
