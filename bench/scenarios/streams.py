@@ -71,7 +71,7 @@ def run_peer(scale: Scale, logdir: Path) -> dict:
 def measure(server, paths: list[str], scale: Scale, logdir: Path) -> dict:
     rss_before = server.rss_kib()
     with StreamClients(logdir, server.port, paths, headers=server.headers, keep_pings=True,
-                       processes=scale.processes, open_timeout=240,
+                       processes=scale.processes, open_timeout=120,
                        max_seconds=600) as clients:
         opened = clients.wait_open()
         say(f"{server.side}: {opened['open']} streams open; timing heartbeats")
