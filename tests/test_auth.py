@@ -10,7 +10,8 @@ from conftest import ADMIN, SECRET
 # A request that would succeed for each endpoint that needs a body; the rest need none.
 BODIES = {("POST", "/ops/tasks"): {"title": "x"}, ("POST", "/ops/stream_tokens"): {"task_id": 1}}
 PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>",
-          "/ops/ui/", "/ops/ui/static/<path:filename>"}  # the dashboard's shell: no data in it
+          "/ops/ui", "/ops/ui/", "/ops/ui/static/<path:filename>",  # the dashboard: no data
+          "/ops/openapi.json"}  # the API's description: no secret in it
 
 
 def gated_endpoints():

@@ -121,7 +121,8 @@ def test_four_workers_share_tasks_and_a_cancel_crosses_servers(supabase_db):
         assert_complete(results[0], ["created", "status", "canceled"])
         print(f"\ncancel across servers took {latency:.2f}s (poll interval 0.1 s)")
         assert latency < 1.0, latency  # two poll intervals (0.2 s) plus the requests
-        assert task(server, long)["error"] == "canceled by an admin"
+        # Another process's answers may lag by one poll interval (its get_task cache).
+        wait_until(lambda: task(server, long)["error"] == "canceled by an admin", timeout=2)
 
 
 def test_restart_keeps_finished_tasks_and_fails_the_running_ones(supabase_db, postgres):

@@ -38,6 +38,9 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
     raw = request.get_data(cache=True)  # past MAX_CONTENT_LENGTH this raises 413 unread
     try:
         payload = json.loads(raw, parse_constant=_reject_constant)
+        # "\ud800" parses, but is no text: stored, it would break every answer that encodes
+        # it as UTF-8, such as the task's event stream.
+        json.dumps(payload, ensure_ascii=False).encode()
     except (ValueError, RecursionError) as error:
         raise ApiError(f"malformed JSON: {_describe(error)}", 400) from None
     if not isinstance(payload, dict):
@@ -51,7 +54,10 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
 
 def text_field(payload: dict[str, Any], name: str, *, max_length: int, required: bool,
                multiline: bool) -> str | None:
-    """A string field: stripped, bounded, and free of control characters."""
+    """A string field: bounded and free of control characters as sent, then stripped.
+
+    The value is checked as sent, not once stripped, so that the API's description
+    (docs/openapi.yaml: ``maxLength`` and a ``pattern``) says exactly what is accepted."""
     value = payload.get(name)
     if value is None:
         if required:
@@ -59,18 +65,23 @@ def text_field(payload: dict[str, Any], name: str, *, max_length: int, required:
         return None
     if not isinstance(value, str):
         raise Invalid(f"{name} must be a string")
-    value = value.strip()
-    if required and not value:
-        raise Invalid(f"{name} must not be blank")
     if len(value) > max_length:
         raise Invalid(f"{name} is too long ({len(value)} characters, at most {max_length})")
     if _CONTROL.search(value) or (not multiline and ("\n" in value or "\r" in value)):
         raise Invalid(f"{name} must not contain control characters")
+    value = value.strip()
+    if required and not value:
+        raise Invalid(f"{name} must not be blank")
     return value
 
 
 def int_field(value: Any, name: str, *, low: int = 1, high: int = MAX_ID) -> int:
-    """A whole number in ``[low, high]`` from JSON (not a bool, not a float)."""
+    """A whole number in ``[low, high]`` from JSON (not a bool, not a fraction).
+
+    ``7.0`` is ``7``: JSON has one number type, and JSON Schema's ``integer`` (the API's
+    description, docs/openapi.yaml) admits it."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(f"{name} must be an integer")
     if not low <= value <= high:
@@ -97,6 +108,8 @@ def _reject_constant(name: str):
 def _describe(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
         return "the body is not valid UTF-8"
+    if isinstance(error, UnicodeEncodeError):
+        return "a string holds a lone surrogate (such as \\ud800), which is not Unicode text"
     if isinstance(error, RecursionError):
         return "nested too deeply"
     return str(error)[:200]

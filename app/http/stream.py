@@ -24,8 +24,12 @@ def stream_task(task_id: int):
     """Replay events after ``Last-Event-ID`` (or ``?last_event_id=``), then stream live ones."""
     o = ops()
     task = o.store.get_task(task_id)  # 404 before any stream starts
+    # The header wins: on a reconnect EventSource sends it with the first URL, whose
+    # ?last_event_id= is then stale. The query is checked all the same; an empty header is none.
+    last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID)
     header = request.headers.get("Last-Event-ID")
-    last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
+    if header:
+        last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
     o.streams.admit()  # 503 past the cap; released when the server closes the response
     _limit_send_time(o.settings.stream_send_timeout)
     body = event_stream(o.store, task_id, last_id, finished=task.status.is_terminal,

@@ -38,7 +38,10 @@ SECURITY_HEADERS = {
 }
 
 
-@bp.get("/", strict_slashes=False)
+# Both spellings are rules of their own: with ``strict_slashes=False`` alone, a POST to
+# ``/ops/ui`` was a 404 instead of a 405.
+@bp.get("")
+@bp.get("/")
 def dashboard():
     """The page shell; the API's root is passed in so that a mount prefix keeps working."""
     response = make_response(

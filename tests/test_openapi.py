@@ -1,0 +1,131 @@
+"""The API's description (docs/openapi.yaml): valid, complete, served, and true to the app.
+
+The live fuzz against it is tests/test_openapi_fuzz.py; the cases here are the fast ones,
+including what that fuzz once found (each now answers as the description says).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import schemathesis
+import yaml
+from werkzeug.test import TestResponse
+
+from app.http import openapi
+from conftest import ADMIN
+from live import ROOT
+
+SPEC = ROOT / "docs" / "openapi.yaml"
+H = {"X-Admin-Token": ADMIN}
+METHODS = {"get", "post", "put", "patch", "delete"}
+# Files, not API: the dashboard's scripts and styles, and Flask's default static route.
+UNDESCRIBED = {"/static/<path:filename>", "/ops/ui/static/<path:filename>",
+               "/ops/ui/"}  # the same page as /ops/ui
+
+
+@pytest.fixture(scope="module")
+def document():
+    return yaml.safe_load(SPEC.read_text())
+
+
+@pytest.fixture(scope="module")
+def described(document):
+    return schemathesis.openapi.from_dict(document)
+
+
+def conforms(document, described, path: str, method: str, response) -> None:
+    """The answer's status is one the operation lists, and the answer matches it."""
+    listed = document["paths"][path][method.lower()]["responses"]
+    assert str(response.status_code) in listed, (
+        f"{method} {path} answered {response.status_code}, not in {sorted(listed)}: "
+        f"{response.get_data(as_text=True)[:200]}")
+    described[path][method.upper()].validate_response(response)
+
+
+def test_the_description_is_valid_openapi_3_1(document, described):
+    assert document["openapi"].startswith("3.1.")
+    described.validate()  # against the OpenAPI 3.1 meta-schema
+
+
+def test_every_route_is_described_and_nothing_else(app, document):
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule in UNDESCRIBED:
+            continue
+        path = rule.rule.replace("<task_id:task_id>", "{task_id}")
+        served |= {(m.lower(), path) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    described = {(method, path) for path, item in document["paths"].items()
+                 for method in item if method in METHODS}
+    assert served == described
+
+
+def test_the_description_is_served_as_json_without_a_token(client, document):
+    response = client.get("/ops/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.get_json() == json.loads(json.dumps(document))
+
+
+def test_a_missing_description_is_a_clear_404(client, monkeypatch, tmp_path):
+    monkeypatch.setattr(openapi, "SPEC_PATH", tmp_path / "openapi.yaml")
+    response = client.get("/ops/openapi.json")
+    assert response.status_code == 404
+    assert "docs/openapi.yaml" in response.get_json()["error"]
+
+
+def test_a_broken_description_is_a_clear_500(client, monkeypatch, tmp_path):
+    broken = tmp_path / "openapi.yaml"
+    broken.write_text("openapi: [3.1.0\n")
+    monkeypatch.setattr(openapi, "SPEC_PATH", broken)
+    response = client.get("/ops/openapi.json")
+    assert response.status_code == 500
+    assert "not valid YAML" in response.get_json()["error"]
+
+
+def test_an_answer_that_strays_from_the_description_is_caught(admin, document, described):
+    """The validation the fuzz relies on has teeth: one unknown field fails it."""
+    task_id = admin.create()["id"]
+    real = admin.get(f"/ops/tasks/{task_id}")
+    conforms(document, described, "/ops/tasks/{task_id}", "GET", real)
+    strayed = TestResponse(json.dumps({**real.get_json(), "owner": "x"}), 200,
+                           {"Content-Type": "application/json"}, request=real.request)
+    with pytest.raises(Exception, match="owner"):
+        described["/ops/tasks/{task_id}"]["GET"].validate_response(strayed)
+
+
+
+@pytest.mark.parametrize("path, method, kwargs, status", [
+    # A lone surrogate parses but is no text: stored, it broke the task's stream for good.
+    ("/ops/tasks", "POST", {"data": '{"title": "x", "body": "b\\udc00dy"}',
+                            "content_type": "application/json"}, 400),
+    ("/ops/tasks", "POST", {"data": '{"\\ud800": 1}', "content_type": "application/json"}, 400),
+    # Lengths and characters are checked as sent (the description's maxLength and pattern).
+    ("/ops/tasks", "POST", {"json": {"title": " " + "x" * 200}}, 422),
+    ("/ops/tasks", "POST", {"json": {"title": "trailing newline\n"}}, 422),
+    ("/ops/tasks", "POST", {"json": {"title": "\t" + "x" * 199}}, 201),
+    # 7.0 is the integer 7 in JSON and in JSON Schema.
+    ("/ops/stream_tokens", "POST", {"json": {"task_id": 1.0}}, 200),
+    ("/ops/stream_tokens", "POST", {"json": {"task_id": 1.5}}, 422),
+    # The query is checked even when the header wins; an empty header is no header.
+    ("/ops/tasks/{task_id}/stream", "GET",
+     {"query_string": "last_event_id=-1", "headers": {"Last-Event-ID": "2"}}, 422),
+    ("/ops/tasks/{task_id}/stream", "GET",
+     {"query_string": "last_event_id=-1", "headers": {"Last-Event-ID": ""}}, 422),
+    ("/ops/tasks/{task_id}/stream", "GET", {"headers": {"Last-Event-ID": ""}}, 200),
+    ("/ops/tasks", "GET", {"query_string": "limit=&status=&cursor="}, 200),
+])
+def test_answers_once_found_by_the_fuzz(admin, document, described, path, method, kwargs,
+                                        status):
+    task_id = admin.create()["id"]
+    headers = {**H, **kwargs.pop("headers", {})}
+    response = admin.client.open(path.format(task_id=task_id), method=method, headers=headers,
+                                 **kwargs)
+    assert response.status_code == status, response.get_data(as_text=True)
+    conforms(document, described, path, method, response)
+
+
+def test_other_methods_on_the_dashboard_page_are_405(client):
+    for path in ("/ops/ui", "/ops/ui/"):
+        response = client.post(path)
+        assert response.status_code == 405 and "GET" in response.headers["Allow"]
