@@ -37,8 +37,16 @@ test: $(STAMP) system-deps
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not live"
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+## bench: measure against Flask-SSE on Redis and write docs/performance.md (~15 min)
+bench: $(BENCH_STAMP)
+	bash bench/system-deps.sh
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

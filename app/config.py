@@ -37,6 +37,7 @@ class Settings:
     retry_ms: int = 3000
     stream_token_ttl: float = 300.0
     dev_tick_seconds: float = 0.5
+    dev_ticks: int = 4
     task_timeout: float = 3600.0
     max_streams: int = 900
     cors_origins: frozenset[str] = frozenset()
@@ -133,6 +134,7 @@ class Settings:
             retry_ms=_number(env, "OPS_SSE_RETRY_MS", int, 3000, low=0, high=600_000),
             stream_token_ttl=_number(env, "OPS_STREAM_TOKEN_TTL", float, 300.0, low=1, high=86_400),
             dev_tick_seconds=_number(env, "OPS_DEV_TICK_SECONDS", float, 0.5, low=0, high=3600),
+            dev_ticks=_number(env, "OPS_DEV_TICKS", int, 4, low=1, high=1_000_000),
             task_timeout=_number(env, "OPS_TASK_TIMEOUT_SECONDS", float, 3600.0, low=1,
                                  high=7 * 86_400),
             cors_origins=frozenset(o.strip().rstrip("/") for o in

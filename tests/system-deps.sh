@@ -4,6 +4,8 @@ set -euo pipefail
 
 need=()
 command -v curl >/dev/null || need+=(curl)
+# wrk: the benchmark harness's smoke test (tests/test_bench.py).
+command -v wrk >/dev/null || need+=(wrk)
 # nginx: the deployment test runs it (its own config, temp dir, free port; the system's
 # nginx service is left alone). The package may not be on PATH for non-root users.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)

@@ -2,7 +2,11 @@
 
 import pytest
 
+from app import Settings
+from app.executor import Executor, build_runners
 from app.executor.runners.dev import DevRunner
+from app.store import MemoryStore
+from live import wait_until
 from runner_contract import RunnerContract
 
 
@@ -26,3 +30,20 @@ class TestDevRunner(RunnerContract):
         assert [e.kind for e in events] == ["created", "status", "tick", "tick", "tick", "tick",
                                             "done"]
         assert [e.data["n"] for e in events if e.kind == "tick"] == [1, 2, 3, 4]
+
+
+def test_tick_count_comes_from_ops_dev_ticks():
+    settings = Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x", "DEV_LOCAL_LLM": "1",
+                                  "OPS_DEV_TICK_SECONDS": "0", "OPS_DEV_TICKS": "2"})
+    executor = Executor(MemoryStore(), build_runners(settings), workers=1, queue_size=1)
+    try:
+        task = executor.submit("t", None, "dev")
+        wait_until(lambda: executor.store.get_task(task.id).status.is_terminal)
+        kinds = [e.kind for e in executor.store.events_after(task.id, 0)]
+        assert kinds == ["created", "status", "tick", "tick", "done"]
+    finally:
+        executor.shutdown(grace=5)
+
+
+def test_four_ticks_by_default():
+    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x"}).dev_ticks == 4

@@ -38,7 +38,7 @@ def build_runners(settings) -> dict[str, Runner]:
     """The runners the settings enable, by name."""
     runners: dict[str, Runner] = {}
     if settings.dev_mode:
-        runners["dev"] = DevRunner(settings.dev_tick_seconds)
+        runners["dev"] = DevRunner(settings.dev_tick_seconds, settings.dev_ticks)
     if settings.recipes is not None:
         runners["recipe"] = RecipeRunner(
             settings.recipes, kill_grace=settings.recipe_kill_grace,

@@ -1,7 +1,7 @@
-"""The in-process store: dicts guarded by one lock, one condition per task for waiting streams.
+"""The in-process store: dicts guarded by one lock, one event flag per task for waiting streams.
 
 Serves one process only (gunicorn must run a single worker with it); everything is lost when
-the process exits. Under gevent the lock and conditions are gevent's, so a waiting stream
+the process exits. Under gevent the lock and the flags are gevent's, so a waiting stream
 yields to the loop instead of blocking it.
 """
 
@@ -23,13 +23,16 @@ def utcnow() -> datetime:
 
 
 class _Record:
-    __slots__ = ("task", "events", "event_ids", "changed", "cancel_requested")
+    __slots__ = ("task", "events", "event_ids", "arrived", "cancel_requested")
 
-    def __init__(self, task: Task, changed: threading.Condition):
+    def __init__(self, task: Task):
         self.task = task
         self.events: list[Event] = []
         self.event_ids: list[int] = []  # parallel to events, for bisect
-        self.changed = changed
+        # Set, then replaced by a fresh one, at each append: every stream waiting on the task
+        # wakes at once, without the lock, the per-wait waiter lock and the one-by-one
+        # notify of a Condition (a fifth of the worker's time at 1,000 streams).
+        self.arrived = threading.Event()
         self.cancel_requested = False
 
 
@@ -53,7 +56,7 @@ class MemoryStore(TaskStore):
             task = Task(id=self._last_task_id, title=title, status=TaskStatus.QUEUED,
                         created_at=self._clock(), body=body, runner=runner,
                         extra=dict(extra or {}))
-            record = _Record(task, threading.Condition(self._lock))
+            record = _Record(task)
             self._records[task.id] = record
             self._append(record, "created", {"body": body, "runner": runner, **task.extra})
             return task
@@ -130,8 +133,11 @@ class MemoryStore(TaskStore):
     def wait_events(self, task_id, after_id, timeout, limit=100):
         with self._lock:
             record = self._record(task_id)
-            record.changed.wait_for(lambda: record.event_ids[-1] > after_id or self._closed,
-                                    timeout)
+            arrived = record.arrived
+            ready = record.event_ids[-1] > after_id or self._closed
+        if not ready:
+            arrived.wait(timeout)  # set by the next append, or by close()
+        with self._lock:
             start = bisect.bisect_right(record.event_ids, after_id)
             return record.events[start:start + limit]
 
@@ -147,7 +153,7 @@ class MemoryStore(TaskStore):
         with self._lock:
             self._closed = True
             for record in self._records.values():
-                record.changed.notify_all()
+                record.arrived.set()
 
     # -- internals; callers hold the lock ---------------------------------------------------
 
@@ -163,5 +169,6 @@ class MemoryStore(TaskStore):
                       created_at=self._clock(), data=data)
         record.events.append(event)
         record.event_ids.append(event.id)
-        record.changed.notify_all()
+        record.arrived.set()
+        record.arrived = threading.Event()
         return event

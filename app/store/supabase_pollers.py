@@ -79,11 +79,13 @@ class TaskPoller:
 
     def _run(self) -> None:
         while not self.hub.closed.is_set():
+            started = self.hub.clock()
             if not self.ended and self._poll_once():
                 continue  # the page was full: fetch the next one at once
             if self.hub.retire_if_idle(self):
                 return
-            self.hub.closed.wait(self.hub.interval)
+            # One poll per interval, however long the poll took (that time is latency too).
+            self.hub.closed.wait(max(0.0, self.hub.interval - (self.hub.clock() - started)))
         self.hub.retire_if_idle(self, force=True)
 
     def _poll_once(self) -> bool:

@@ -24,9 +24,16 @@ HEARTBEAT = ": ping\n\n"
 
 
 def format_event(event: Event) -> str:
-    """One SSE message: ``id``, ``event`` (the kind) and one line of JSON ``data``."""
-    data = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+    """One SSE message: ``id``, ``event`` (the kind) and one line of JSON ``data``.
+
+    Formatted once per event, however many streams send it: the text is kept on the
+    (immutable) event, outside its dataclass fields."""
+    text = getattr(event, "_sse_text", None)
+    if text is None:
+        data = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        text = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+        object.__setattr__(event, "_sse_text", text)
+    return text
 
 
 class TooManyStreams(Exception):

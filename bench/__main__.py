@@ -1,0 +1,176 @@
+"""``python -m bench``: run the scenarios, ours and the peer alternately, and write the report.
+
+``--quick`` runs every scenario small and short (minutes, not a quarter of an hour) and, unless
+``--output`` is given, prints the table instead of rewriting ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import report as reporting
+from .procs import load_average, raise_fd_limit, say
+from .scenarios import creation, latency, streams, supabase
+from .stats import median_of_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ("latency", "streams", "creation", "supabase")
+PROGRAMS = ("redis-server", "wrk")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small scales, short runs")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS,
+                        help="run only this scenario (repeatable); default: all")
+    parser.add_argument("--runs", type=int, help="alternating runs per side (default 3, quick 1)")
+    parser.add_argument("--output", type=Path, help="the report to write (default: "
+                        "docs/performance.md for a full run, none for --quick)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    parser.add_argument("--compare", metavar="REV", help="also run ours as of this git revision, "
+                        "or from this directory (side 'before'), in the latency scenario")
+    args = parser.parse_args(argv)
+    if args.runs is not None and not 1 <= args.runs <= 9:
+        parser.error("--runs must be between 1 and 9")
+    return args
+
+
+def rounded(result: dict) -> dict:
+    """A run's figures to three significant digits, for the report."""
+    def short(value):
+        if isinstance(value, float) and math.isfinite(value) and value:
+            return round(value, max(0, 2 - int(math.floor(math.log10(abs(value))))))
+        return value
+    return {key: short(value) for key, value in result.items()}
+
+
+def checkout(revision: str, logdir: Path) -> Path:
+    """The service's files as of ``revision`` (extracted into ``logdir``), or the directory
+    ``revision`` names."""
+    if Path(revision).is_dir():
+        return Path(revision).resolve()
+    root = logdir / "before"
+    root.mkdir()
+    archive = subprocess.run(["git", "archive", revision, "app", "wsgi.py", "gunicorn.conf.py"],
+                             cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root
+
+
+def alternate(name: str, module, scale, runs: int, logdir: Path, report: reporting.Report,
+              before: Path | None) -> dict[str, dict]:
+    """Run each side ``runs`` times, rotating who goes first; return each side's medians."""
+    sides = ["ours", "peer"] + (["before"] if before else [])
+    starts = {"ours": lambda: module.run_ours(scale, logdir),
+              "peer": lambda: module.run_peer(scale, logdir),
+              "before": lambda: module.run_ours(scale, logdir, side="before", root=before)}
+    results: dict[str, list[dict]] = {side: [] for side in sides}
+    for n in range(runs):
+        for side in sides[n % len(sides):] + sides[:n % len(sides)]:
+            say(f"{name}: run {n + 1} of {runs}, {side}")
+            try:
+                result = starts[side]()
+            except Exception as error:  # one failed run is reported, the others still count
+                say(f"{name}: {side} failed: {error}")
+                result = {"failed": str(error)[:500]}
+            results[side].append(result)
+            report.runs.setdefault(name, []).append({"run": n + 1, "side": side,
+                                                     **rounded(result)})
+    medians = {}
+    for side, side_runs in results.items():
+        good = [r for r in side_runs if "failed" not in r]
+        if not good:
+            report.not_measured[f"{name}, {side}"] = f"every run failed: {side_runs[0]['failed']}"
+        medians[side] = median_of_runs(good)
+    if before:
+        report.before[name] = (medians["before"], medians["ours"])
+    return medians
+
+
+def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> None:
+    chosen = args.scenario or list(SCENARIOS)
+    runs = args.runs or (1 if args.quick else 3)
+    before = checkout(args.compare, logdir) if args.compare else None
+    if before:
+        report.settings["Before"] = f"ours as of `{args.compare}`, run alternately as a third side"
+    if "latency" in chosen:
+        scale = latency.QUICK if args.quick else latency.FULL
+        report.settings["Delivery latency and CPU per event"] = latency.describe(scale)
+        medians = alternate("latency", latency, scale, runs, logdir, report, before)
+        report.rows += latency.rows(medians["ours"], medians["peer"], scale)
+    if "streams" in chosen:
+        scale = streams.QUICK if args.quick else streams.FULL
+        report.settings["Concurrent streams"] = streams.describe(scale)
+        # The longest scenario, and the steadiest (memory): two runs a side keep `make bench`
+        # within a quarter of an hour.
+        medians = alternate("streams", streams, scale, min(runs, 2), logdir, report, None)
+        report.rows += streams.rows(medians["ours"], medians["peer"], scale)
+    if "creation" in chosen:
+        scale = creation.QUICK if args.quick else creation.FULL
+        report.settings["Task creation"] = creation.describe(scale)
+        say("creation: wrk against POST /ops/tasks and /healthz")
+        try:
+            pairs = creation.run(scale, logdir)
+        except Exception as error:
+            say(f"creation failed: {error}")
+            report.not_measured["Task creation"] = f"the run failed: {str(error)[:500]}"
+            pairs = []
+        report.runs["creation"] = [rounded(pair) for pair in pairs]
+        report.rows += creation.rows(median_of_runs(pairs), scale)
+    if "supabase" in chosen:
+        scale = supabase.QUICK if args.quick else supabase.FULL
+        report.settings["Supabase path"] = supabase.describe(scale)
+        rounds, reason = [], supabase.missing()
+        if reason is None:
+            try:
+                rounds = supabase.run(scale, logdir, runs)
+            except Exception as error:
+                say(f"supabase failed: {error}")
+                reason = f"the run failed: {str(error)[:500]}"
+        if reason is not None:
+            report.not_measured["Supabase path"] = reason
+        report.runs["supabase"] = [rounded(results) for results in rounds]
+        report.rows += supabase.rows(median_of_runs(rounds), scale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    if missing:
+        print(f"missing programs: {', '.join(missing)}; run bash bench/system-deps.sh "
+              "(make bench does)", file=sys.stderr)
+        return 2
+    raise_fd_limit()
+    output = args.output or (None if args.quick else ROOT / "docs" / "performance.md")
+    report = reporting.Report(
+        command=shlex.join(["python", "-m", "bench", *(argv or sys.argv[1:])]),
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d"), load_before=load_average())
+    logdir = Path(tempfile.mkdtemp(prefix="ops-bench-"))
+    failed = True
+    try:
+        run(args, logdir, report)
+        failed = False
+    finally:
+        report.load_after = load_average()
+        if failed or args.keep_logs or report.not_measured:
+            say(f"logs kept in {logdir}")
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+    text = reporting.render(report)
+    if output is not None:
+        output.write_text(text)
+        say(f"wrote {output}")
+    print(text.split("\n## ")[0])
+    return 1 if report.not_measured else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

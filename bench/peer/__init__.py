@@ -1,0 +1,1 @@
+"""The peer: a Flask-SSE app on Redis pub/sub, the common Flask way to serve events."""

@@ -1,0 +1,159 @@
+"""The Supabase path: ours on the Supabase store, through the PostgREST stand-in of the tests
+(``tests/gateway``) over a real PostgreSQL (``tests/postgres.py``). No peer: Flask-SSE keeps
+nothing.
+
+- Delivery latency against the poll interval: as the latency scenario, at a smaller scale,
+  once per interval in ``polls``; an event's ``created_at`` is the database's insert time,
+  so the figure is what polling adds (target: p50 at most half the interval plus 10 ms).
+- Store requests per second with 1, 10 and 100 subscribers on one ticking task, counted by
+  the gateway over a window (once: they are counts, not timings): they should not grow with
+  the subscribers (one poller per task per process).
+
+The gateway is a small threaded Python server, slower than PostgREST: absolute figures are
+the stand-in's, the shape (latency against interval, requests against subscribers) is ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import importlib.util
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ..load import StreamClients
+from ..procs import say
+from ..report import Row, number, verdict
+from ..servers import ROOT, Ours
+from . import latency
+
+SUBSCRIBERS = (1, 10, 100)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    polls: tuple[float, ...]
+    delivery: latency.Scale
+    window: float  # seconds of request counting per subscriber count
+    interval: float = 0.5  # the counted task's ticks
+
+
+# Ticks 0.437 s apart: a multiple of the poll interval would lock each task's events to one
+# phase of the polls, and a few tasks' phases would then decide the median.
+FULL = Scale(polls=(0.1, 0.5), window=10,
+             delivery=latency.Scale(clients=100, tasks=10, interval=0.437, seconds=10))
+QUICK = Scale(polls=(0.1,), window=3,
+              delivery=latency.Scale(clients=20, tasks=4, interval=0.437, seconds=3))
+
+
+def missing() -> str | None:
+    """Why the scenario cannot run here, or None."""
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb") and not shutil.which("initdb"):
+        return "PostgreSQL is not installed (bench/system-deps.sh installs it)"
+    if importlib.util.find_spec("psycopg") is None:  # the gateway's driver (the dev extra)
+        return "psycopg is not installed (pip install -e '.[dev,bench]')"
+    return None
+
+
+@contextlib.contextmanager
+def gateway():
+    """PostgreSQL with a migrated database, and the gateway over it (the tests' own)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from gateway import GatewayProcess
+    from postgres import PostgresServer
+
+    postgres = PostgresServer()
+    try:
+        postgres.start()
+        postgres.create_database("ops")
+        with GatewayProcess(postgres.dsn("ops")) as process:
+            yield process
+    finally:
+        postgres.stop()
+
+
+def settings(proxy, poll: float) -> dict[str, str]:
+    return {**proxy.env, "OPS_SUPABASE_POLL_SECONDS": str(poll),
+            "OPS_SUPABASE_TIMEOUT_SECONDS": "10"}
+
+
+def delivery(proxy, poll: float, scale: latency.Scale, logdir: Path) -> dict:
+    env = {**latency.dev_settings(scale), **settings(proxy, poll)}
+    with Ours(logdir, side=f"supabase-{poll}", **env) as server:
+        return latency.measure(server, latency.start_tasks(server, scale), scale, logdir)
+
+
+def requests_per_subscriber_count(proxy, scale: Scale, logdir: Path) -> dict:
+    """Store requests per second over a window, with each count of subscribers on one task."""
+    ticks = int((len(SUBSCRIBERS) * (scale.window + 60)) / scale.interval)
+    env = {"OPS_DEV_TICK_SECONDS": str(scale.interval), "OPS_DEV_TICKS": str(ticks),
+           **settings(proxy, scale.polls[0])}
+    found = {}
+    with Ours(logdir, side="supabase-subscribers", **env) as server:
+        task_id = server.create_task("watched")
+        for count in SUBSCRIBERS:
+            paths = [server.stream_path(task_id)] * count
+            with StreamClients(logdir, server.port, paths, headers=server.headers) as clients:
+                opened = clients.wait_open()["open"]
+                if opened != count:
+                    raise RuntimeError(f"only {opened} of {count} streams opened")
+                proxy.reset_counts()
+                started = time.monotonic()
+                time.sleep(scale.window)
+                counts = proxy.counts()
+                elapsed = time.monotonic() - started
+                clients.finish()
+            found[f"requests_per_s_{count}"] = sum(counts.values()) / elapsed
+            found[f"event_reads_per_s_{count}"] = counts.get("GET va_task_events", 0) / elapsed
+    return found
+
+
+def run(scale: Scale, logdir: Path, runs: int) -> list[dict]:
+    """``runs`` rounds of every measurement, the poll intervals in turn; one dict a round."""
+    rounds = []
+    with gateway() as proxy:
+        for n in range(runs):
+            results = {}
+            for poll in scale.polls:
+                say(f"supabase: run {n + 1} of {runs}, delivery with a poll every {poll} s")
+                for key, value in delivery(proxy, poll, scale.delivery, logdir).items():
+                    results[f"{key}@{poll}"] = value
+            if n == 0:
+                say("supabase: store requests with 1, 10 and 100 subscribers")
+                results.update(requests_per_subscriber_count(proxy, scale, logdir))
+            rounds.append(results)
+    return rounds
+
+
+def describe(scale: Scale) -> str:
+    d = scale.delivery
+    return (f"PostgreSQL and the tests' PostgREST stand-in (`tests/gateway`); delivery: "
+            f"{d.clients} clients on {d.tasks} tasks ticking every {d.interval} s, a "
+            f"{d.seconds:g} s window, at OPS_SUPABASE_POLL_SECONDS of "
+            f"{', '.join(f'{p:g}' for p in scale.polls)} s; requests: one task ticking every "
+            f"{scale.interval} s, {', '.join(map(str, SUBSCRIBERS))} subscribers, "
+            f"{scale.window:g} s counted each, polling every {scale.polls[0]:g} s.")
+
+
+def rows(results: dict, scale: Scale) -> list[Row]:
+    found = []
+    for poll in scale.polls:
+        p50, p99 = results.get(f"p50_ms@{poll}"), results.get(f"p99_ms@{poll}")
+        limit = poll * 1000 / 2 + 10
+        found.append(Row(f"Supabase path: delivery p50 / p99, poll every {poll:g} s",
+                         f"{number(p50)} / {number(p99)} ms", "– (no persistence)", "–",
+                         verdict(f"p50 ≤ {limit:g} ms", None if p50 is None else p50 <= limit)))
+    rates = [results.get(f"requests_per_s_{n}") for n in SUBSCRIBERS]
+    reads = [results.get(f"event_reads_per_s_{n}") for n in SUBSCRIBERS]
+    growth = rates[-1] / rates[0] if all(rates) else None
+    found.append(Row(
+        "Supabase path: store requests/s (event reads/s) with "
+        + " / ".join(map(str, SUBSCRIBERS)) + " subscribers on one task",
+        " / ".join(f"{number(r)} ({number(e)})" for r, e in zip(rates, reads)),
+        "– (no persistence)", f"{growth:.2f}" if growth else "–",
+        verdict("independent of subscribers (100 vs 1 within 10%)",
+                None if growth is None else growth <= 1.1)))
+    return found
