@@ -113,3 +113,14 @@ def test_stream_ends_at_its_maximum_lifetime_and_resumes(admin_for):
     assert [e["kind"] for e in seen] == DEV_KINDS
     assert len({e["id"] for e in seen}) == len(seen)
     assert connections > 1
+
+
+def test_an_event_with_a_lone_surrogate_still_streams(admin_for):
+    admin = admin_for(dev_tick_seconds=30)
+    ops = admin.client.application.extensions["ops"]
+    task_id = admin.create()["id"]
+    ops.store.append_event(task_id, "log", {"line": "broken \ud800 text"})
+    ops.executor.cancel(task_id)
+    got = events(stream(admin, task_id).get_data(as_text=True))
+    assert [e["kind"] for e in got][-2:] == ["log", "canceled"]
+    assert got[-2]["data"]["data"]["line"] == "broken \ud800 text"

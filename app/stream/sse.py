@@ -30,7 +30,9 @@ def format_event(event: Event) -> str:
     (immutable) event, outside its dataclass fields."""
     text = getattr(event, "_sse_text", None)
     if text is None:
-        data = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        # ASCII-only JSON: a lone surrogate from a runner's output must not make the text
+        # impossible to encode and so break this task's stream for good.
+        data = json.dumps(event.to_dict(), separators=(",", ":"))
         text = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
         object.__setattr__(event, "_sse_text", text)
     return text
