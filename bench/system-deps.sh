@@ -10,13 +10,4 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
   || need+=(postgresql)
 
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "missing programs: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
-    exit 1
-  fi
-  echo "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/../tests/apt-install.sh" "${need[@]}"

@@ -18,13 +18,4 @@ command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "missing programs: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
-    exit 1
-  fi
-  echo "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-install.sh" "${need[@]}"
