@@ -3,6 +3,7 @@
 import pytest
 
 from app import ConfigError, Settings, create_app
+from app.executor.runners.dev import DevRunner
 from conftest import ADMIN, Admin, make_settings
 from sse import DEV_KINDS, events
 from live import wait_until
@@ -56,6 +57,8 @@ def test_app_streams_and_cancels_across_apps(supabase_apps):
     response = second.get(f"/ops/tasks/{task['id']}/stream")
     assert [e["kind"] for e in events(response.get_data(as_text=True))] == DEV_KINDS
 
+    # Ticks long enough that the task is surely still running when the cancel arrives.
+    supabase_apps[0].extensions["ops"].executor.runners["dev"] = DevRunner(tick_seconds=30)
     long = first.create(title="long")
     wait_until(lambda: second.get(f"/ops/tasks/{long['id']}").get_json()["status"] == "running")
     canceled = second.post(f"/ops/tasks/{long['id']}/cancel")
