@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import url_for
 
 from live import wait_until
 from sse import events
@@ -20,6 +21,18 @@ def test_create_returns_201_with_id_and_queued(admin):
     assert answer["id"] == 1 and answer["status"] == "queued"
     assert response.headers["Location"] == "/ops/tasks/1"
     assert answer["stream_url"] == "/ops/tasks/1/stream" and answer["stream_token"]
+
+
+def test_created_task_urls_are_the_url_maps_also_under_a_prefix(app, admin):
+    """The answer's URLs are written out, not built from the map: they must stay equal."""
+    for prefix in ("", "/behind/proxy"):
+        response = admin.post("/ops/tasks", json={"title": "x"},
+                              environ_overrides={"SCRIPT_NAME": prefix})
+        task_id = response.get_json()["id"]
+        with app.test_request_context(environ_overrides={"SCRIPT_NAME": prefix}):
+            assert response.headers["Location"] == url_for("tasks.get_task", task_id=task_id)
+            assert response.get_json()["stream_url"] == url_for("stream.stream_task",
+                                                                task_id=task_id)
 
 
 def test_task_detail_shows_runner_times_and_body(admin):

@@ -39,8 +39,10 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
     try:
         payload = json.loads(raw, parse_constant=_reject_constant)
         # "\ud800" parses, but is no text: stored, it would break every answer that encodes
-        # it as UTF-8, such as the task's event stream.
-        json.dumps(payload, ensure_ascii=False).encode()
+        # it as UTF-8, such as the task's event stream. An ASCII body without a \u escape
+        # cannot hold one, and is spared the check.
+        if not raw.isascii() or b"\\u" in raw:
+            json.dumps(payload, ensure_ascii=False).encode()
     except (ValueError, RecursionError) as error:
         raise ApiError(f"malformed JSON: {_describe(error)}", 400) from None
     if not isinstance(payload, dict):

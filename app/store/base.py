@@ -134,7 +134,8 @@ def isoformat(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with microseconds, e.g. ``2026-11-28T00:40:00.000000Z``."""
     if moment is None:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a fraction of its cost.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class TaskStore:
