@@ -5,6 +5,7 @@ With the in-process store all tasks live in one process: exactly one worker then
 ``docs/deploy.md`` explains each variable; ``docs/configuration.md`` lists them.
 """
 
+import gc
 import glob
 import os
 import shutil
@@ -95,6 +96,9 @@ def post_worker_init(worker):
 
     start_background(worker.wsgi)
     on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
+    # What exists now lives as long as the worker: out of the collector's sight, it no longer
+    # makes each full collection scan it (25-50 ms pauses of every stream at 1,000 streams).
+    gc.freeze()
 
 
 def _check_supabase(settings):

@@ -47,3 +47,22 @@ def test_tick_count_comes_from_ops_dev_ticks():
 
 def test_four_ticks_by_default():
     assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x"}).dev_ticks == 4
+
+
+def test_ticks_keep_their_schedule_when_wake_ups_are_late():
+    """Tick n is due n intervals after the start: a late wake-up shortens the next wait
+    instead of pushing every later tick back (tasks would drift into lockstep)."""
+    now = [100.0]
+    asked = []
+
+    class LateContext:
+        def sleep(self, seconds):
+            asked.append(round(seconds, 6))
+            now[0] += seconds + 0.1  # every wake-up comes 0.1 s late
+
+        def emit(self, kind, data):
+            pass
+
+    DevRunner(tick_seconds=0.5, ticks=4, clock=lambda: now[0]).run(None, LateContext())
+    assert asked == [0.5, 0.4, 0.4, 0.4]
+    assert now[0] == pytest.approx(100.0 + 4 * 0.5 + 0.1)

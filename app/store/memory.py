@@ -1,4 +1,5 @@
-"""The in-process store: dicts guarded by one lock, one event flag per task for waiting streams.
+"""The in-process store: dicts written under one lock, one event flag per task for waiting
+streams, which read without the lock.
 
 Serves one process only (gunicorn must run a single worker with it); everything is lost when
 the process exits. Under gevent the lock and the flags are gevent's, so a waiting stream
@@ -124,22 +125,20 @@ class MemoryStore(TaskStore):
         with self._lock:
             return self._record(task_id).cancel_requested
 
+    # Streams read a task's events without the lock, which every stream of a task would
+    # otherwise take for every event (a seventh of the worker's time at 1,000 streams). That
+    # is safe because the events only grow, by appends made under the lock in a fixed order
+    # (the event, then its id, then the flag), and a list's append and slice are atomic.
+
     def events_after(self, task_id, after_id, limit=100):
-        with self._lock:
-            record = self._record(task_id)
-            start = bisect.bisect_right(record.event_ids, after_id)
-            return record.events[start:start + limit]
+        return _events_after(self._record(task_id), after_id, limit)
 
     def wait_events(self, task_id, after_id, timeout, limit=100):
-        with self._lock:
-            record = self._record(task_id)
-            arrived = record.arrived
-            ready = record.event_ids[-1] > after_id or self._closed
-        if not ready:
+        record = self._record(task_id)
+        arrived = record.arrived  # before the ids: the append that adds an id sets this flag
+        if record.event_ids[-1] <= after_id and not self._closed:
             arrived.wait(timeout)  # set by the next append, or by close()
-        with self._lock:
-            start = bisect.bisect_right(record.event_ids, after_id)
-            return record.events[start:start + limit]
+        return _events_after(record, after_id, limit)
 
     def purge_finished(self, before, limit):
         with self._lock:
@@ -155,7 +154,7 @@ class MemoryStore(TaskStore):
             for record in self._records.values():
                 record.arrived.set()
 
-    # -- internals; callers hold the lock ---------------------------------------------------
+    # -- internals: writers call these with the lock held -----------------------------------
 
     def _record(self, task_id: int) -> _Record:
         try:
@@ -172,3 +171,9 @@ class MemoryStore(TaskStore):
         record.arrived.set()
         record.arrived = threading.Event()
         return event
+
+
+def _events_after(record: _Record, after_id: int, limit: int) -> list[Event]:
+    # event_ids may lag events by the one being appended: the slice then includes it.
+    start = bisect.bisect_right(record.event_ids, after_id)
+    return record.events[start:start + limit]

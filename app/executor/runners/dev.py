@@ -6,6 +6,9 @@ Four ticks by default, as the operations notes promise; ``OPS_DEV_TICKS`` change
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 TICKS = 4
 
 
@@ -14,12 +17,18 @@ class DevRunner:
 
     name = "dev"
 
-    def __init__(self, tick_seconds: float = 0.5, ticks: int = TICKS):
+    def __init__(self, tick_seconds: float = 0.5, ticks: int = TICKS,
+                 clock: Callable[[], float] = time.monotonic):
         self.tick_seconds = tick_seconds
         self.ticks = ticks
+        self._clock = clock
 
     def run(self, task, ctx):
+        # Tick n is due n intervals after the start, however late the previous one woke: a
+        # sleep of one interval after each tick drifts, and tasks whose wake-ups a busy loop
+        # delayed together stayed together, their events arriving in bursts.
+        start = self._clock()
         for n in range(1, self.ticks + 1):
-            ctx.sleep(self.tick_seconds)
+            ctx.sleep(max(0.0, start + n * self.tick_seconds - self._clock()))
             ctx.emit("tick", {"n": n})
         return {"ticks": self.ticks}
