@@ -111,6 +111,35 @@ def test_requests_do_not_grow_with_subscribers(supabase_db):
     assert fifty <= one + 5, (one, fifty)
 
 
+def test_own_writes_reach_own_streams_before_the_next_poll(supabase_db):
+    """The writer's process nudges its poller; another process waits for its own poll."""
+    with open_store(supabase_db, poll_seconds=10) as writer, \
+            open_store(supabase_db, poll_seconds=10) as other:  # nudged gap: 2 s
+        task = writer.create_task("t", None, "dev")
+        status = writer.mark_running(task.id)
+        after = writer.events_after(task.id, 0)[-1].id
+        got = {}
+
+        def follow(name, store):
+            got[name] = store.wait_events(task.id, after, timeout=20)
+
+        followers = [threading.Thread(target=follow, args=(name, store))
+                     for name, store in (("writer", writer), ("other", other))]
+        for thread in followers:
+            thread.start()
+        # Both pollers have made their first poll (found nothing) once each holds a waiter.
+        wait_until(lambda: len(writer._hub) == 1 and len(other._hub) == 1,
+                   message="both pollers")
+        wait_until(lambda: all(p.polls for h in (writer._hub, other._hub)
+                               for p in h._pollers.values()), message="the first polls")
+        writer.append_event(task.id, "tick", {"n": 1})
+        followers[0].join(5)
+        assert [e.kind for e in got.get("writer", [])] == ["tick"], status
+        assert "other" not in got  # a poll every 10 s: it is still waiting
+        other.close()
+        followers[1].join(5)
+
+
 def test_wait_events_serves_every_subscriber_in_order(supabase_db):
     with open_store(supabase_db) as writer_store, open_store(supabase_db) as reader:
         task = writer_store.create_task("t", None, "dev")

@@ -134,6 +134,7 @@ class SupabaseStore(TaskStore):
                                else TaskStatus.CANCELED)
         event = self._writer.append(task_id, "status", {"status": TaskStatus.RUNNING.value},
                                     running=True)
+        self._hub.nudge(task_id)
         created = self._writer.created_event(task_id)
         lifecycle = [created, event] if created else self._lifecycle([task_id]).get(task_id, [])
         return task_from_row(rows[0], lifecycle)
@@ -162,7 +163,9 @@ class SupabaseStore(TaskStore):
         if kind == LEASE:
             raise ValueError(f"{LEASE!r} events are the store's own")
         self._start()
-        return self._writer.append(task_id, kind, data)
+        event = self._writer.append(task_id, kind, data)
+        self._hub.nudge(task_id)  # this process's streams need not wait for the next poll
+        return event
 
     def finish(self, task_id, status, data):
         status = TaskStatus(status)
@@ -170,9 +173,11 @@ class SupabaseStore(TaskStore):
             raise ValueError(f"{status.value} is not a terminal status")
         self._start()
         try:
-            return self._writer.finish(task_id, status, data)
+            event = self._writer.finish(task_id, status, data)
         finally:
             self._forget(task_id)
+        self._hub.nudge(task_id)
+        return event
 
     def request_cancel(self, task_id):
         self._start()

@@ -6,6 +6,12 @@ every poll interval, keeps what it got in memory and wakes its waiters. So the r
 sent for a task do not grow with the number of clients watching it. A poller stops polling
 after the terminal event, and goes away when nobody has waited on it for ``linger`` seconds.
 
+When this process has written an event of the task (its runner runs here), the store nudges
+the task's poller: it polls at once instead of at the end of the interval (at most once per
+``interval / 5``), and the interval starts again from there. Streams in the writer's own
+process so see an event one request after it is stored; other processes see it at their
+next poll.
+
 Pollers are ``threading.Thread``s: greenlets under gunicorn's gevent worker, threads without.
 """
 
@@ -23,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 100
 KEEP = 2000  # events a poller keeps; a waiter further behind reads Supabase itself
+NUDGED_GAP = 0.2  # of the interval: the least time between a poll and a nudged one
 
 Fetch = Callable[[int, int, int], list[Event]]
 
@@ -43,7 +50,11 @@ class TaskPoller:
         self.polls = 0
         self.waiters = 0
         self.idle_since = hub.clock()
-        self.changed = threading.Condition()
+        self.lock = threading.Lock()
+        # Set, then replaced, at each change: every waiter wakes at once (as in the memory
+        # store) instead of one by one, each retaking a Condition's lock.
+        self.changed = threading.Event()
+        self.nudged = threading.Event()  # set by nudge() and by the hub's close()
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name=f"ops-poll-{task_id}")
 
@@ -52,13 +63,14 @@ class TaskPoller:
     def wait(self, after_id: int, timeout: float, limit: int) -> list[Event] | None:
         """Events after ``after_id``, [] at the timeout, None if this poller has stopped."""
         deadline = self.hub.clock() + timeout
-        with self.changed:
+        with self.lock:
             if self.dead:
                 return None
             self.waiters += 1
             polls_before = self.polls
-            try:
-                while True:
+        try:
+            while True:
+                with self.lock:
                     start = bisect.bisect_right(self.ids, after_id)
                     if start < len(self.ids):
                         return self.events[start:start + limit]
@@ -66,11 +78,13 @@ class TaskPoller:
                         return []
                     if self.error is not None and self.polls > polls_before:
                         raise StoreUnavailable(str(self.error))
-                    remaining = deadline - self.hub.clock()
-                    if remaining <= 0:
-                        return []
-                    self.changed.wait(remaining)
-            finally:
+                    changed = self.changed
+                remaining = deadline - self.hub.clock()
+                if remaining <= 0:
+                    return []
+                changed.wait(remaining)
+        finally:
+            with self.lock:
                 self.waiters -= 1
                 if self.waiters == 0:
                     self.idle_since = self.hub.clock()
@@ -78,29 +92,33 @@ class TaskPoller:
     # -- polling --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self.hub.closed.is_set():
-            started = self.hub.clock()
+        hub = self.hub
+        while not hub.closed.is_set():
+            started = hub.clock()
+            self.nudged.clear()  # a nudge from now on is for a write this poll may miss
             if not self.ended and self._poll_once():
                 continue  # the page was full: fetch the next one at once
-            if self.hub.retire_if_idle(self):
+            if hub.retire_if_idle(self):
                 return
-            # One poll per interval, however long the poll took (that time is latency too).
-            self.hub.closed.wait(max(0.0, self.hub.interval - (self.hub.clock() - started)))
-        self.hub.retire_if_idle(self, force=True)
+            # One poll per interval, however long the poll took (that time is latency too),
+            # or sooner when nudged, but not sooner than the nudged gap.
+            if self.nudged.wait(max(0.0, hub.interval - (hub.clock() - started))):
+                hub.closed.wait(max(0.0, hub.interval * NUDGED_GAP - (hub.clock() - started)))
+        hub.retire_if_idle(self, force=True)
 
     def _poll_once(self) -> bool:
         try:
             page = self.hub.fetch(self.task_id, self.cursor, PAGE)
         except StoreUnavailable as error:
-            with self.changed:
+            with self.lock:
                 self.error = error
                 self.polls += 1
-                self.changed.notify_all()
+                self._notify()
             return False
         except Exception:  # keep serving: the next poll may work
             log.exception("task %s: poll failed", self.task_id)
             return False
-        with self.changed:
+        with self.lock:
             was_ended = self.ended
             self.error = None
             self.polls += 1
@@ -114,10 +132,15 @@ class TaskPoller:
                 dropped = len(self.events) - KEEP // 2
                 self.base_id = self.ids[dropped - 1]
                 del self.events[:dropped], self.ids[:dropped]
-            self.changed.notify_all()
+            self._notify()
         if self.ended and not was_ended:
             self.hub.on_ended(self.task_id)
         return len(page) == PAGE and not self.ended
+
+    def _notify(self) -> None:
+        """Wake every waiter (the caller holds the lock)."""
+        self.changed.set()
+        self.changed = threading.Event()
 
 
 class PollerHub:
@@ -160,24 +183,32 @@ class PollerHub:
 
     def retire_if_idle(self, poller: TaskPoller, force: bool = False) -> bool:
         """Remove the poller when nobody waited on it for ``linger`` seconds (or ``force``)."""
-        with self._lock, poller.changed:
+        with self._lock, poller.lock:
             idle = poller.waiters == 0 and self.clock() - poller.idle_since >= self.linger
             if not (idle or force):
                 return False
             poller.dead = True
             if self._pollers.get(poller.task_id) is poller:
                 del self._pollers[poller.task_id]
-            poller.changed.notify_all()
+            poller._notify()
             return True
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._pollers)
 
+    def nudge(self, task_id: int) -> None:
+        """This process stored an event of the task: its poller (if any) polls soon."""
+        with self._lock:
+            poller = self._pollers.get(task_id)
+        if poller is not None:
+            poller.nudged.set()
+
     def close(self) -> None:
         self.closed.set()
         with self._lock:
             pollers = list(self._pollers.values())
         for poller in pollers:
-            with poller.changed:
-                poller.changed.notify_all()
+            poller.nudged.set()
+            with poller.lock:
+                poller._notify()
