@@ -64,9 +64,11 @@ def check_metrics_follow_tasks(url: str, tasks: int) -> None:
         for stream in streams:
             stream.close()
 
-    after = wait_until(lambda: (m := scrape(url)).get(STREAMS) == 0 and m, timeout=5,
-                       message="the streams to be closed in the metrics")
-    assert after[RUNNING] == 0 and after[QUEUED] == 0
+    # A stream can end (it sent `done`) before the task's last write returns and the task
+    # leaves the running gauge, so wait for both.
+    after = wait_until(lambda: (m := scrape(url)).get(STREAMS) == 0 and m.get(RUNNING) == 0
+                       and m, timeout=5, message="the streams and tasks to end in the metrics")
+    assert after[QUEUED] == 0
     assert after[CREATED] == before.get(CREATED, 0) + tasks
     assert after[DONE] == before.get(DONE, 0) + tasks
     assert after[EVENTS] == before.get(EVENTS, 0) + tasks * len(DEV_KINDS)
