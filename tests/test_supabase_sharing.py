@@ -113,8 +113,8 @@ def test_requests_do_not_grow_with_subscribers(supabase_db):
 
 def test_own_writes_reach_own_streams_before_the_next_poll(supabase_db):
     """The writer's process nudges its poller; another process waits for its own poll."""
-    with open_store(supabase_db, poll_seconds=10) as writer, \
-            open_store(supabase_db, poll_seconds=10) as other:  # nudged gap: 2 s
+    with open_store(supabase_db, poll_seconds=8) as writer, \
+            open_store(supabase_db, poll_seconds=8) as other:  # a nudged poll: 4 s on
         task = writer.create_task("t", None, "dev")
         status = writer.mark_running(task.id)
         after = writer.events_after(task.id, 0)[-1].id
@@ -133,9 +133,9 @@ def test_own_writes_reach_own_streams_before_the_next_poll(supabase_db):
         wait_until(lambda: all(p.polls for h in (writer._hub, other._hub)
                                for p in h._pollers.values()), message="the first polls")
         writer.append_event(task.id, "tick", {"n": 1})
-        followers[0].join(5)
+        followers[0].join(6)  # before the writer's own next poll, 8 s after its first
         assert [e.kind for e in got.get("writer", [])] == ["tick"], status
-        assert "other" not in got  # a poll every 10 s: it is still waiting
+        assert "other" not in got  # a poll every 8 s: it is still waiting
         other.close()
         followers[1].join(5)
 

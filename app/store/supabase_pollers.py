@@ -7,8 +7,9 @@ sent for a task do not grow with the number of clients watching it. A poller sto
 after the terminal event, and goes away when nobody has waited on it for ``linger`` seconds.
 
 When this process has written an event of the task (its runner runs here), the store nudges
-the task's poller: it polls at once instead of at the end of the interval (at most once per
-``interval / 5``), and the interval starts again from there. Streams in the writer's own
+the task's poller: it polls at once instead of at the end of the interval (but not sooner
+than half an interval after its previous poll, so at most two polls per interval however
+fast the task writes), and the interval starts again from there. Streams in the writer's own
 process so see an event one request after it is stored; other processes see it at their
 next poll.
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 100
 KEEP = 2000  # events a poller keeps; a waiter further behind reads Supabase itself
-NUDGED_GAP = 0.2  # of the interval: the least time between a poll and a nudged one
+NUDGED_GAP = 0.5  # of the interval: the least time between a poll and a nudged one
 
 Fetch = Callable[[int, int, int], list[Event]]
 

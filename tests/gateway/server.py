@@ -1,9 +1,5 @@
 """The gateway's WSGI app and HTTP server: auth, counting, a connection pool, JSON answers.
 
-It is served by gunicorn's threaded worker, which keeps connections alive between requests
-as PostgREST does (werkzeug's development server closes each one after its answer, which
-would add a connection set-up to every request the store sends).
-
 ``GET /_gateway/stats`` answers the requests counted per ``"METHOD table"`` (tests read it to
 measure how many requests the store sends); ``POST /_gateway/reset`` zeroes them.
 ``POST /_gateway/lose_answers?count=N`` makes the next N writes commit and then drop the
@@ -21,7 +17,7 @@ import threading
 from urllib.parse import parse_qsl
 
 import psycopg
-from gunicorn.app.base import BaseApplication
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .rest import PgrstError, Query, build, database_error, not_implemented
@@ -116,7 +112,7 @@ class Gateway:
         except psycopg.Error as error:
             raise database_error(error, query.table) from None
         if request.method != "GET" and self._take_lost_answer():
-            request.environ["gunicorn.socket"].shutdown(socket.SHUT_RDWR)
+            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
         return self.answer(query, rows)
 
     def _take_lost_answer(self) -> bool:
@@ -152,24 +148,15 @@ class Gateway:
         return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-class _GatewayServer(BaseApplication):
-    """gunicorn, configured here rather than from a file: one threaded worker (the counts
-    live in its memory), connections kept alive for as long as a test runs."""
+class _QuietHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the client expects
 
-    def __init__(self, bind: str, dsn: str, key: str):
-        self.bind, self.dsn, self.key = bind, dsn, key
-        super().__init__()
-
-    def load_config(self) -> None:
-        for name, value in {"bind": self.bind, "workers": 1, "worker_class": "gthread",
-                            "threads": 32, "keepalive": 600, "graceful_timeout": 1,
-                            "loglevel": "warning", "accesslog": None}.items():
-            self.cfg.set(name, value)
-
-    def load(self) -> Gateway:
-        return Gateway(self.dsn, self.key)  # in the worker: no connection crosses a fork
+    def log_request(self, *args, **kwargs) -> None:
+        pass
 
 
 def serve(host: str, port: int, dsn: str, key: str) -> None:
     logging.basicConfig(level=logging.WARNING)
-    _GatewayServer(f"{host}:{port}", dsn, key).run()
+    server = make_server(host, port, Gateway(dsn, key), threaded=True,
+                         request_handler=_QuietHandler)
+    server.serve_forever()
