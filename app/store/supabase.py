@@ -40,10 +40,13 @@ class SupabaseStore(TaskStore):
         self.cancel_poll_seconds = poll_seconds  # the executor's watcher follows it
         self.lease_seconds = lease_seconds
         self._rest = SupabaseRest(url, key, timeout)
-        self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget)
         # A stream that saw the end asks get_task next: it must not get a stale "running".
         self._hub = PollerHub(self._fetch_events, poll_seconds,
                               linger=max(5.0, 4 * poll_seconds), on_ended=self._forget)
+        # Each stored event nudges the task's poller here: this process's streams need not
+        # wait for its next poll.
+        self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget,
+                                  on_stored=self._hub.nudge)
         self._sweeper = OrphanSweeper(self._rest, self._writer, orphan_seconds)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[float, Task]] = {}  # get_task answers, one poll long
@@ -134,7 +137,6 @@ class SupabaseStore(TaskStore):
                                else TaskStatus.CANCELED)
         event = self._writer.append(task_id, "status", {"status": TaskStatus.RUNNING.value},
                                     running=True)
-        self._hub.nudge(task_id)
         created = self._writer.created_event(task_id)
         lifecycle = [created, event] if created else self._lifecycle([task_id]).get(task_id, [])
         return task_from_row(rows[0], lifecycle)
@@ -163,9 +165,7 @@ class SupabaseStore(TaskStore):
         if kind == LEASE:
             raise ValueError(f"{LEASE!r} events are the store's own")
         self._start()
-        event = self._writer.append(task_id, kind, data)
-        self._hub.nudge(task_id)  # this process's streams need not wait for the next poll
-        return event
+        return self._writer.append(task_id, kind, data)
 
     def finish(self, task_id, status, data):
         status = TaskStatus(status)
@@ -173,11 +173,9 @@ class SupabaseStore(TaskStore):
             raise ValueError(f"{status.value} is not a terminal status")
         self._start()
         try:
-            event = self._writer.finish(task_id, status, data)
+            return self._writer.finish(task_id, status, data)
         finally:
             self._forget(task_id)
-        self._hub.nudge(task_id)
-        return event
 
     def request_cancel(self, task_id):
         self._start()

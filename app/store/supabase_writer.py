@@ -54,11 +54,14 @@ class TaskWriter:
     """Writes events of the tasks this process owns; buffers them while Supabase is away."""
 
     def __init__(self, rest: SupabaseRest, max_pending: int, retry_after: float,
-                 on_change: Callable[[int], None], clock: Callable[[], float] = time.monotonic):
+                 on_change: Callable[[int], None],
+                 on_stored: Callable[[int], None] = lambda task_id: None,
+                 clock: Callable[[], float] = time.monotonic):
         self.rest = rest
         self.max_pending = max_pending
         self.retry_after = retry_after
-        self._on_change = on_change
+        self._on_change = on_change  # told when a task's status was set
+        self._on_stored = on_stored  # told when an event of a task is stored, buffered or not
         self._clock = clock
         self._lock = threading.Lock()
         self._owned: dict[int, _Owned] = {}
@@ -206,6 +209,7 @@ class TaskWriter:
         owned.last_id = max(owned.last_id or 0, event.id)
         self._down_until = 0.0
         op.stored = event
+        self._on_stored(task_id)
         return event
 
     def _insert(self, task_id: int, op: _Op) -> Event:
