@@ -120,7 +120,10 @@ def test_four_workers_share_tasks_and_a_cancel_crosses_servers(supabase_db):
         watched.join(10)
         assert_complete(results[0], ["created", "status", "canceled"])
         print(f"\ncancel across servers took {latency:.2f}s (poll interval 0.1 s)")
-        assert latency < 1.0, latency  # two poll intervals (0.2 s) plus the requests
+        # The slow server's watcher saw the request at one of its polls (0.1 s apart), not
+        # the runner at its next tick (5 s after the task started). How fast is for the
+        # bench to say; this bound only tells the two apart, under any load.
+        assert latency < 4.0, latency
         # Another process's answers may lag by one poll interval (its get_task cache).
         wait_until(lambda: task(server, long)["error"] == "canceled by an admin", timeout=2)
 
