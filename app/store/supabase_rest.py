@@ -32,6 +32,13 @@ _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")
 # httpx errors raised before the request left: it certainly was not applied.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _BROKEN = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+MAX_CONNECTIONS = 50
+# The pool checks every idle kept-alive connection for readability as it hands out and takes
+# back each one, and under gevent each check is a trip through the event loop (46
+# microseconds, a plain poll 1.8): 50 greenlets sharing a client spent 2.3 times the CPU per
+# request with every connection kept as with 10 (bench/keepalive.py). Busier moments open
+# more connections and close them after use (docs/supabase.md).
+MAX_IDLE_CONNECTIONS = 10
 
 
 def _is_read(builder) -> bool:
@@ -105,8 +112,10 @@ class SupabaseRest:
         with self._lock:
             if self._client is None or self._pid != os.getpid():
                 # HTTP/1.1: shared HTTP/2 sync clients have broken under concurrency.
+                limits = httpx.Limits(max_connections=MAX_CONNECTIONS,
+                                      max_keepalive_connections=MAX_IDLE_CONNECTIONS)
                 self._http = httpx.Client(timeout=httpx.Timeout(self.timeout), http2=False,
-                                          limits=httpx.Limits(max_connections=50))
+                                          limits=limits)
                 options = ClientOptions(httpx_client=self._http, postgrest_client_retry=False,
                                         auto_refresh_token=False, persist_session=False)
                 self._client = create_client(self.url, self._key, options=options)
