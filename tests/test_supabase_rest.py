@@ -25,6 +25,7 @@ class KeepAliveServer(http.server.ThreadingHTTPServer):
         self.all_in = threading.Barrier(BURST)
         self.lock = threading.Lock()
         self.open_connections = 0
+        self.connections = 0
         self.requests = 0
 
 
@@ -35,6 +36,7 @@ class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
         super().setup()
         with self.server.lock:
             self.server.open_connections += 1
+            self.server.connections += 1
 
     def finish(self):
         with self.server.lock:
@@ -98,5 +100,6 @@ def test_a_burst_leaves_a_bounded_number_of_idle_connections(server):
                    message=f"at most {MAX_IDLE_CONNECTIONS} kept-alive connections")
         rest.run(rest.table("va_task_events").select("id").eq("task_id", 1))
         assert server.requests == BURST + 1
+        assert server.connections == BURST  # the last request went over a kept one
     finally:
         rest.close()
