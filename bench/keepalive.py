@@ -1,17 +1,16 @@
-"""CPU per request of the Supabase store's HTTP client under gevent, against a server that
-keeps connections alive (as PostgREST does), with and without the store's bound on idle
+"""CPU per request of the Supabase store's client under gevent, against a server that keeps
+connections alive (as PostgREST does), with and without the store's bound on idle
 connections: ``python -m bench.keepalive``. Not part of ``make bench`` (it measures one
 setting of ours, not the product against the peer); bench/notes.md has its figures.
 
-Each measurement is a fresh gevent-patched process in which 50 greenlets share one client,
-as a worker's pollers and writers do, each sending 40 requests 10 ms apart; the server (an
-asyncio process) answers every request after 2 ms.
+Each measurement is a fresh gevent-patched process in which 50 greenlets share the store's
+client (``SupabaseRest``), as a worker's pollers and writers do, each sending 40 event reads
+10 ms apart to the tests' keep-alive server (``tests/keepalive_server.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,46 +18,26 @@ import tempfile
 from pathlib import Path
 
 from .procs import Process, free_port, wait_for
+from .servers import request
 
-SERVER = """
-import asyncio, sys
-async def handle(reader, writer):
-    try:
-        while True:
-            await reader.readuntil(b"\\r\\n\\r\\n")
-            await asyncio.sleep(0.002)
-            writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
-                         b"Content-Length: 2\\r\\n\\r\\n[]")
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=1000)
-    async with server:
-        await server.serve_forever()
-asyncio.run(main())
-"""
+ROOT = Path(__file__).resolve().parent.parent
 
 CLIENT = """
 from gevent import monkey; monkey.patch_all()
-import sys, time, gevent, httpx
-from app.store.supabase_rest import MAX_CONNECTIONS
+import sys, time, gevent
+from app.store.supabase_rest import SupabaseRest
 port, greenlets, each, idle = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-limits = httpx.Limits(max_connections=MAX_CONNECTIONS,
-                      max_keepalive_connections=None if idle == "all" else int(idle))
-client = httpx.Client(timeout=10, http2=False, limits=limits)
-url = f"http://127.0.0.1:{port}/rest/v1/va_task_events"
+rest = SupabaseRest(f"http://127.0.0.1:{port}", "bench-service-role-key-0123456789", 10,
+                    max_idle_connections=None if idle == "all" else int(idle))
 def send():
     for _ in range(each):
-        client.get(url)
+        rest.run(rest.table("va_task_events").select("id").eq("task_id", 1))
         gevent.sleep(0.01)
 gevent.joinall([gevent.spawn(send) for _ in range(greenlets)])  # warm-up: the pool fills
 started = time.process_time()
 gevent.joinall([gevent.spawn(send) for _ in range(greenlets)])
 print((time.process_time() - started) / (greenlets * each) * 1e6)
 """
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(port: int, idle: str, greenlets: int = 50, each: int = 40) -> float:
@@ -75,13 +54,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    settings = {"all idle kept": "all", f"{MAX_IDLE_CONNECTIONS} idle kept":
-                str(MAX_IDLE_CONNECTIONS)}
+    settings = {"all idle kept": "all",
+                f"{MAX_IDLE_CONNECTIONS} idle kept": str(MAX_IDLE_CONNECTIONS)}
     found = {name: [] for name in settings}
     port = free_port()
     with tempfile.TemporaryDirectory() as logdir:
-        server = Process("keepalive-server", [sys.executable, "-c", SERVER, str(port)],
-                         logdir=Path(logdir))
+        server = Process("keepalive-server", [sys.executable, "tests/keepalive_server.py",
+                                              str(port)], logdir=Path(logdir), cwd=ROOT)
         try:
             wait_for(lambda: _answers(port), 10, f"the keep-alive server on port {port}")
             for _ in range(args.runs):  # alternately, the machine being shared
@@ -96,8 +75,7 @@ def main() -> None:
 
 def _answers(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
+        return request(port, "GET", "/", timeout=1)[0] == 200
     except OSError:
         return False
 

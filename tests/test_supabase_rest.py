@@ -3,68 +3,31 @@ PostgREST does (the tests' gateway closes each one)."""
 
 from __future__ import annotations
 
-import http.server
 import threading
 
 import pytest
 
 from app.store.supabase_rest import MAX_IDLE_CONNECTIONS, SupabaseRest
+from keepalive_server import KeepAliveServer
 from live import wait_until
 
 BURST = 3 * MAX_IDLE_CONNECTIONS
 
 
-class KeepAliveServer(http.server.ThreadingHTTPServer):
-    """Answers ``[]`` to every GET over HTTP/1.1 keep-alive, holding the first ``BURST``
-    answers until all of those requests are in at once; counts the connections it holds open."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), KeepAliveHandler)
-        self.all_in = threading.Barrier(BURST)
-        self.lock = threading.Lock()
-        self.open_connections = 0
-        self.connections = 0
-        self.requests = 0
-
-
-class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        with self.server.lock:
-            self.server.open_connections += 1
-            self.server.connections += 1
-
-    def finish(self):
-        with self.server.lock:
-            self.server.open_connections -= 1
-        super().finish()
-
-    def do_GET(self):
-        with self.server.lock:
-            self.server.requests += 1
-            in_burst = self.server.requests <= BURST
-        if in_burst:
-            try:
-                self.server.all_in.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                pass  # the assertions below say what went wrong
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"[]")
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    server = KeepAliveServer()
+    """Holds the first ``BURST`` answers until all of those requests are in at once."""
+    all_in = threading.Barrier(BURST)
+
+    def hold(number: int) -> None:
+        if number <= BURST:
+            try:
+                all_in.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                pass  # the assertions say what went wrong
+
+    server = KeepAliveServer(before_answer=hold)
+    server.all_in = all_in
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -76,7 +39,7 @@ def server():
 
 
 def test_a_burst_leaves_a_bounded_number_of_idle_connections(server):
-    rest = SupabaseRest(f"http://127.0.0.1:{server.server_address[1]}",
+    rest = SupabaseRest(f"http://127.0.0.1:{server.port}",
                         "test-service-role-key-0123456789", timeout=10)
     answers, failures = [], []
 

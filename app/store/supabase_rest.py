@@ -35,9 +35,9 @@ _BROKEN = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 MAX_CONNECTIONS = 50
 # The pool checks every idle kept-alive connection for readability as it hands out and takes
 # back each one, and under gevent each check is a trip through the event loop (46
-# microseconds, a plain poll 1.8): 50 greenlets sharing a client spent 2.3 times the CPU per
-# request with every connection kept as with 10 (bench/keepalive.py). Busier moments open
-# more connections and close them after use (docs/supabase.md).
+# microseconds, a plain poll 1.8): 50 greenlets sharing this client spent 2.1 times the CPU
+# per request with every connection kept as with 10 (bench/keepalive.py). Busier moments
+# open more connections and close them after use (docs/supabase.md).
 MAX_IDLE_CONNECTIONS = 10
 
 
@@ -62,10 +62,12 @@ class SupabaseError(StoreUnavailable):
 class SupabaseRest:
     """The process's one Supabase client, created on first use (so after gunicorn forks)."""
 
-    def __init__(self, url: str, key: str, timeout: float):
+    def __init__(self, url: str, key: str, timeout: float,
+                 max_idle_connections: int | None = MAX_IDLE_CONNECTIONS):
         self.url = url.rstrip("/")
         self._key = key
         self.timeout = timeout
+        self.max_idle_connections = max_idle_connections  # None: keep every one
         self._lock = threading.Lock()
         self._client = None
         self._http: httpx.Client | None = None
@@ -113,7 +115,7 @@ class SupabaseRest:
             if self._client is None or self._pid != os.getpid():
                 # HTTP/1.1: shared HTTP/2 sync clients have broken under concurrency.
                 limits = httpx.Limits(max_connections=MAX_CONNECTIONS,
-                                      max_keepalive_connections=MAX_IDLE_CONNECTIONS)
+                                      max_keepalive_connections=self.max_idle_connections)
                 self._http = httpx.Client(timeout=httpx.Timeout(self.timeout), http2=False,
                                           limits=limits)
                 options = ClientOptions(httpx_client=self._http, postgrest_client_retry=False,
