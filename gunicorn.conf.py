@@ -12,23 +12,37 @@ import shutil
 import sys
 import tempfile
 
-bind = os.environ.get("OPS_BIND", "127.0.0.1:8080")
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# The project, importable wherever gunicorn was started from.
+ROOT = os.path.dirname(os.path.abspath(__file__))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# app.config imports neither Flask nor ssl: the master stays unpatched until each worker's fork.
+from app.config import ConfigError, ServerSettings, Settings, read_env  # noqa: E402
+
+try:
+    _server = ServerSettings.from_env()
+    # The app believes X-Forwarded-For from the same list (app/proxy.py): one declaration.
+    _proxies = read_env(Settings, names=["trusted_proxies"])["trusted_proxies"]
+except ConfigError as error:
+    sys.exit(f"error: {error}")
+
+bind = _server.bind
+workers = _server.workers
 worker_class = "gevent"
-worker_connections = int(os.environ.get("OPS_WORKER_CONNECTIONS", "1000"))
+worker_connections = _server.worker_connections
 # Under gevent, timeout fires only when the event loop is blocked; open streams are fine.
-timeout = int(os.environ.get("OPS_GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("OPS_GRACEFUL_TIMEOUT", "20"))
-keepalive = int(os.environ.get("OPS_KEEPALIVE", "5"))
-# X-Forwarded-Proto is believed only from these addresses (the app applies the same list to
-# X-Forwarded-For: app/proxy.py). Keep it to the proxy's own address.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
+keepalive = _server.keepalive
+# X-Forwarded-Proto is believed only from these addresses. Keep it to the proxy's own address.
+forwarded_allow_ips = ",".join(_proxies)
 # The app logs one line per request (with its id); gunicorn's own access log is optional.
-accesslog = os.environ.get("OPS_ACCESS_LOG") or None
+accesslog = _server.access_log
 access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms '
                      'request_id=%({x-request-id}o)s')
 errorlog = "-"
-loglevel = os.environ.get("OPS_LOG_LEVEL", "info").lower()
+loglevel = _server.log_level.lower()
 # Same format as the app's (JSON lines with OPS_LOG_JSON=1); credentials redacted.
 logger_class = "app.logs.GunicornLogger"
 control_socket_disable = True
@@ -40,9 +54,6 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 def on_starting(server):
     """Refuse to start, in one line, when the environment cannot run the service."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from app.config import ConfigError, Settings
-
     try:
         settings = Settings.from_env()
     except ConfigError as error:

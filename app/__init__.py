@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from .config import ConfigError, Settings
+
+if TYPE_CHECKING:  # gunicorn's master imports app.config before gevent patches: no Flask yet
+    from flask import Flask
 
 __all__ = ["ConfigError", "Settings", "create_app"]
 
@@ -18,6 +20,8 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
 
     ``store`` replaces the configured store (tests). Raises ConfigError when the settings
     cannot run the service."""
+    from flask import Flask
+
     from .auth.stream_tokens import StreamTokens
     from .cli import ops as ops_cli
     from .errors import register_error_handlers

@@ -1,9 +1,20 @@
 """Settings read from the environment, checked once at start-up.
 
-Every tunable the service has is a field of :class:`Settings`; ``docs/configuration.md``
-is the table users read. The names of the seed's variables (``SETTINGS_ADMIN_TOKEN``,
-``DEV_LOCAL_LLM``, ``OPS_STREAM_SECRET``, ``SUPABASE_URL``, ``SUPABASE_SERVICE_ROLE_KEY``)
-are users' and must not change; the others carry the ``OPS_`` prefix.
+Each setting is declared once, as a dataclass field made by :func:`setting`: its variable,
+default, bounds and a line of help. :func:`read_env` reads the declared fields of a class
+from the environment; ``docs/configuration.md`` is the table users read, and a test checks it
+against these declarations. Three groups, by who reads them:
+
+- :class:`Settings`: the app (``create_app``), checked again by gunicorn's master at start;
+- :class:`ServerSettings`: ``gunicorn.conf.py`` and the log set-up, before any app exists;
+- :class:`CliSettings`: the ``flask ops`` client.
+
+The names of the seed's variables (``SETTINGS_ADMIN_TOKEN``, ``DEV_LOCAL_LLM``,
+``OPS_STREAM_SECRET``, ``SUPABASE_URL``, ``SUPABASE_SERVICE_ROLE_KEY``) are users' and must
+not change; the others carry the ``OPS_`` prefix, or the name gunicorn and Prometheus use.
+
+gunicorn's master imports this module before any worker monkey-patches: it must not import
+Flask, requests or ``ssl``.
 """
 
 from __future__ import annotations
@@ -11,68 +22,307 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .recipes import RecipeBook, RecipeFileError, load_recipes
 
 MIN_SECRET_LENGTH = 16
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+# Retention when OPS_RETENTION_SECONDS is unset and the store is the in-process one (which
+# forgets everything at exit anyway); with Supabase it is off unless set.
+IN_PROCESS_RETENTION = 86_400.0
 
 
 class ConfigError(Exception):
     """The environment cannot run the service; the message says what to set."""
 
 
+Reader = Callable[[str | None, "Declaration"], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Declaration:
+    """One environment variable behind a field: how to read it, and what the docs show."""
+
+    env: str
+    read: Reader  # the raw value (None when the variable is unset) to the field's value
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+    shown: str | None = None  # the docs' default, when the value alone does not say it
+    required: str | None = None  # for a setting without default: how to set it
+
+    @property
+    def documented_default(self) -> str:
+        """The default as the Default column of docs/configuration.md writes it."""
+        if self.shown is not None:
+            return self.shown
+        if self.required is not None:
+            return "(required)"
+        value = self.default
+        if value is None or value == () or value == frozenset():
+            return "unset"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, tuple):
+            return ",".join(value)
+        return str(value)
+
+
+# -- readers: a variable's raw text (None when unset) to a value, or ConfigError --------------
+
+def _text(raw: str | None, d: Declaration) -> Any:
+    return (raw or "").strip() or d.default
+
+
+def _flag_value(raw: str | None, d: Declaration) -> bool:
+    if raw is None or not raw.strip():
+        return d.default
+    return raw.strip().lower() in TRUE_WORDS
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """Whether the variable ``name`` of ``env`` is set to a yes (``1``, ``true``, ...)."""
+    return env.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def _number(kind: type) -> Reader:
+    def read(raw: str | None, d: Declaration):
+        raw = (raw or "").strip()
+        if not raw:
+            return d.default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{d.env} must be a{'n integer' if kind is int else ' number'}, "
+                              f"got {raw!r}") from None
+        if not d.low <= value <= d.high:
+            raise ConfigError(f"{d.env} must be between {d.low} and {d.high}, got {raw}")
+        return value
+    return read
+
+
+_integer = _number(int)
+_float = _number(float)
+
+
+def _secret(raw: str | None, d: Declaration) -> str | None:
+    value = _text(raw, d)
+    if value is not None and len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{d.env} must be at least {MIN_SECRET_LENGTH} characters long")
+    return value
+
+
+def _secrets(raw: str | None, d: Declaration) -> tuple[str, ...]:
+    """Comma-separated secrets; set but blank is refused, not taken for unset."""
+    if raw is None:
+        return d.default
+    secrets = tuple(s.strip() for s in raw.split(","))
+    if not all(secrets) or any(len(s) < MIN_SECRET_LENGTH for s in secrets):
+        raise ConfigError(
+            f"{d.env} must be one or more comma-separated secrets of at least "
+            f"{MIN_SECRET_LENGTH} characters each (the first signs, all verify)"
+        )
+    return secrets
+
+
+def _addresses(raw: str | None, d: Declaration) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``), or ``*`` for any.
+
+    Set but blank means none (trust no proxy), as gunicorn reads it."""
+    if raw is None:
+        return d.default
+    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{d.env} must list IP addresses or networks separated by commas "
+                              f"(or *), got {entry!r}") from None
+    return entries
+
+
+def _origins(raw: str | None, d: Declaration) -> frozenset[str]:
+    origins = frozenset(o.strip().rstrip("/") for o in (raw or "").split(",") if o.strip())
+    return origins or d.default
+
+
+def _http_url(raw: str | None, d: Declaration) -> str | None:
+    url = (raw or "").strip().rstrip("/") or d.default
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError(f"{d.env} must be an http(s) URL such as "
+                              "https://api.openai.com/v1 (chat completions are posted to "
+                              "<base>/chat/completions)")
+    return url
+
+
+def _recipe_file(raw: str | None, d: Declaration) -> RecipeBook | None:
+    path = (raw or "").strip()
+    if not path:
+        return d.default
+    try:
+        return load_recipes(path)
+    except RecipeFileError as error:
+        raise ConfigError(f"{d.env}: {error}") from None
+
+
+_READERS: dict[type, Reader] = {bool: _flag_value, int: _integer, float: _float, str: _text}
+
+
+def setting(env: str, default: Any = dataclasses.MISSING, *, help: str,
+            read: Reader | None = None, low: float | None = None, high: float | None = None,
+            shown: str | None = None, required: str | None = None, repr: bool = True) -> Any:
+    """A field read from the variable ``env``: the one place its name, default and bounds live.
+
+    The reader follows the default's type (flag, int, float, text) unless ``read`` is given.
+    A ``required`` setting has no default; the text says how to set it."""
+    if read is None:
+        read = _READERS.get(type(default), _text)
+    if read in (_integer, _float) and (low is None or high is None):
+        raise TypeError(f"{env}: a number needs bounds")
+    declaration = Declaration(env, read, None if required else default, low, high, help,
+                              shown, required)
+    if required:
+        return dataclasses.field(repr=repr, metadata={"setting": declaration})
+    return dataclasses.field(default=default, repr=repr, metadata={"setting": declaration})
+
+
+def declarations(cls: type) -> dict[str, Declaration]:
+    """The declared fields of a settings class, by field name, in declaration order."""
+    return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls)
+            if "setting" in f.metadata}
+
+
+def read_env(cls: type, environ: Mapping[str, str] | None = None,
+             names: Iterable[str] | None = None) -> dict[str, Any]:
+    """Read the declared fields of ``cls`` (or only ``names``) from ``environ`` (default
+    ``os.environ``), in declaration order; ConfigError names the first wrong variable."""
+    env = os.environ if environ is None else environ
+    wanted = None if names is None else set(names)
+    values = {}
+    for name, d in declarations(cls).items():
+        if wanted is not None and name not in wanted:
+            continue
+        value = d.read(env.get(d.env), d)
+        if value is None and d.required:
+            raise ConfigError(f"{d.env} is not set: {d.required}")
+        values[name] = value
+    return values
+
+
+# -- the app's settings ------------------------------------------------------------------------
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    admin_token: str
-    dev_mode: bool = False
-    stream_secrets: tuple[str, ...] = ()
+    """What the app runs with. Built from the environment by :meth:`from_env`, or directly
+    (tests) with keyword overrides of the defaults."""
+
+    admin_token: str = setting(
+        "SETTINGS_ADMIN_TOKEN", required="export SETTINGS_ADMIN_TOKEN=<a long random string> "
+        "(admins send it as the X-Admin-Token header)", help="the admin token (X-Admin-Token)")
+    dev_mode: bool = setting("DEV_LOCAL_LLM", False,
+                             help="dev runner for every task; streams accept ?admin_token=")
+    stream_secrets: tuple[str, ...] = setting(
+        "OPS_STREAM_SECRET", (), read=_secrets, shown="the admin token",
+        help="stream token keys, comma-separated: the first signs, all verify")
+    # Derived: True when no OPS_STREAM_SECRET was set and the admin token signs.
     stream_secret_is_fallback: bool = False
-    supabase_url: str | None = None
-    supabase_key: str | None = None
-    workers: int = 4
-    queue_size: int = 100
-    heartbeat_seconds: float = 15.0
-    retry_ms: int = 3000
-    stream_token_ttl: float = 300.0
-    dev_tick_seconds: float = 0.5
-    dev_ticks: int = 4
-    task_timeout: float = 3600.0
-    max_streams: int = 900
-    cors_origins: frozenset[str] = frozenset()
-    retention_seconds: float | None = None
-    retention_interval: float = 60.0
-    stream_max_seconds: float = 3600.0
-    stream_send_timeout: float = 30.0
-    max_title_length: int = 200
-    max_body_length: int = 10_000
-    max_request_bytes: int = 64 * 1024
-    # deployment: who may scrape /metrics, and whose X-Forwarded-* headers are believed
-    metrics_token: str | None = None
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    supabase_url: str | None = setting("SUPABASE_URL", None, help="the Supabase project's URL")
+    supabase_key: str | None = setting("SUPABASE_SERVICE_ROLE_KEY", None,
+                                       help="the Supabase service role key")
+    workers: int = setting("OPS_WORKERS", 4, low=1, high=256,
+                           help="tasks run at once per process")
+    queue_size: int = setting("OPS_QUEUE_SIZE", 100, low=0, high=100_000,
+                              help="tasks that may wait for a worker")
+    heartbeat_seconds: float = setting("OPS_HEARTBEAT_SECONDS", 15.0, low=0.05, high=3600,
+                                       help="stream silence before a ping comment")
+    retry_ms: int = setting("OPS_SSE_RETRY_MS", 3000, low=0, high=600_000,
+                            help="the retry: a stream starts with")
+    stream_token_ttl: float = setting("OPS_STREAM_TOKEN_TTL", 300.0, low=1, high=86_400,
+                                      help="lifetime of a stream token")
+    dev_tick_seconds: float = setting("OPS_DEV_TICK_SECONDS", 0.5, low=0, high=3600,
+                                      help="the dev runner's interval between ticks")
+    # Four: the operations notes' count, unless set.
+    dev_ticks: int = setting("OPS_DEV_TICKS", 4, low=1, high=1_000_000,
+                             help="ticks the dev runner emits before done")
+    task_timeout: float = setting("OPS_TASK_TIMEOUT_SECONDS", 3600.0, low=1, high=7 * 86_400,
+                                  help="a task running longer fails with reason timeout")
+    max_streams: int = setting("OPS_MAX_STREAMS", 900, low=1, high=1_000_000,
+                               help="open streams per process")
+    cors_origins: frozenset[str] = setting("OPS_CORS_ORIGINS", frozenset(), read=_origins,
+                                           help="origins allowed to call the API from a page")
+    retention_seconds: float | None = setting(
+        "OPS_RETENTION_SECONDS", None, read=_float, low=0, high=10 * 365 * 86_400,
+        shown=f"{IN_PROCESS_RETENTION:g} (in-process store); off (Supabase)",
+        help="finished tasks are deleted this long after they ended; 0 turns it off")
+    retention_interval: float = setting("OPS_RETENTION_INTERVAL", 60.0, low=0.1, high=86_400,
+                                        help="seconds between two retention sweeps")
+    stream_max_seconds: float = setting("OPS_STREAM_MAX_SECONDS", 3600.0, low=1,
+                                        high=7 * 86_400, help="a stream ends after this long")
+    stream_send_timeout: float = setting("OPS_STREAM_SEND_TIMEOUT", 30.0, low=0.1, high=3600,
+                                         help="a client whose write blocks this long is dropped")
+    max_title_length: int = setting("OPS_MAX_TITLE_LENGTH", 200, low=1, high=10_000,
+                                    help="longest task title, in characters")
+    max_body_length: int = setting("OPS_MAX_BODY_LENGTH", 10_000, low=0, high=1_000_000,
+                                   help="longest task body, in characters")
+    max_request_bytes: int = setting("OPS_MAX_REQUEST_BYTES", 64 * 1024, low=1024,
+                                     high=16 * 1024 * 1024, help="largest request body")
+    # Deployment: who may scrape /metrics, and whose X-Forwarded-* headers are believed
+    # (gunicorn.conf.py reads the same field for gunicorn's forwarded_allow_ips).
+    metrics_token: str | None = setting("OPS_METRICS_TOKEN", None, read=_secret,
+                                        help="bearer token that may read /metrics")
+    trusted_proxies: tuple[str, ...] = setting(
+        "FORWARDED_ALLOW_IPS", ("127.0.0.1", "::1"), read=_addresses,
+        help="proxies whose X-Forwarded-For/-Proto are believed")
     # Runners (docs/runners.md): the recipe file, the recipe runner's limits, the model server.
-    recipes: RecipeBook | None = None
-    recipe_kill_grace: float = 5.0
-    recipe_max_line_bytes: int = 4096
-    recipe_log_lines_per_second: float = 200.0
-    recipe_max_log_lines: int = 10_000
-    llm_base_url: str | None = None
-    llm_api_key: str | None = dataclasses.field(default=None, repr=False)
-    llm_model: str | None = None
-    llm_timeout: float = 60.0
-    llm_batch_seconds: float = 1.0
-    llm_batch_chars: int = 2000
+    recipes: RecipeBook | None = setting("OPS_RECIPES", None, read=_recipe_file,
+                                         help="path of the recipe file (TOML)")
+    recipe_kill_grace: float = setting("OPS_RECIPE_KILL_GRACE_SECONDS", 5.0, low=0.1, high=600,
+                                       help="seconds between SIGTERM and SIGKILL")
+    recipe_max_line_bytes: int = setting("OPS_RECIPE_MAX_LINE_BYTES", 4096, low=80,
+                                         high=1024 * 1024, help="longest output line sent whole")
+    recipe_log_lines_per_second: float = setting(
+        "OPS_RECIPE_LOG_LINES_PER_SECOND", 200.0, low=1, high=100_000,
+        help="output lines per second a task may log")
+    recipe_max_log_lines: int = setting("OPS_RECIPE_MAX_LOG_LINES", 10_000, low=1,
+                                        high=10_000_000, help="output lines per task at most")
+    llm_base_url: str | None = setting("OPS_LLM_BASE_URL", None, read=_http_url,
+                                       help="OpenAI-compatible API base")
+    llm_api_key: str | None = setting("OPS_LLM_API_KEY", None, repr=False,
+                                      help="bearer key for the model server")
+    llm_model: str | None = setting("OPS_LLM_MODEL", None, help="model name sent with requests")
+    llm_timeout: float = setting("OPS_LLM_TIMEOUT_SECONDS", 60.0, low=0.1, high=3600,
+                                 help="longest wait for the model server's next byte")
+    llm_batch_seconds: float = setting("OPS_LLM_BATCH_SECONDS", 1.0, low=0, high=60,
+                                       help="a text event goes out at least this often")
+    llm_batch_chars: int = setting("OPS_LLM_BATCH_CHARS", 2000, low=1, high=1_000_000,
+                                   help="or as soon as this many characters wait")
+    # The Supabase store (docs/supabase.md).
+    supabase_poll_seconds: float = setting("OPS_SUPABASE_POLL_SECONDS", 0.5, low=0.05, high=60,
+                                           help="how often streams and cancel flags poll")
+    supabase_timeout_seconds: float = setting("OPS_SUPABASE_TIMEOUT_SECONDS", 5.0, low=0.1,
+                                              high=120, help="timeout of one request")
+    supabase_lease_seconds: float = setting("OPS_SUPABASE_LEASE_SECONDS", 10.0, low=0.1,
+                                            high=3600, help="how often leases are renewed")
+    supabase_orphan_seconds: float = setting(
+        "OPS_SUPABASE_ORPHAN_SECONDS", 60.0, low=0.3, high=86_400,
+        help="an unfinished task silent this long is an orphan")
+    supabase_outbox_events: int = setting("OPS_SUPABASE_OUTBOX_EVENTS", 10_000, low=1,
+                                          high=10_000_000,
+                                          help="events kept while Supabase is unreachable")
 
     @property
     def uses_llm(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
-    # The Supabase store (docs/supabase.md).
-    supabase_poll_seconds: float = 0.5
-    supabase_timeout_seconds: float = 5.0
-    supabase_lease_seconds: float = 10.0
-    supabase_orphan_seconds: float = 60.0
-    supabase_outbox_events: int = 10_000
 
     @property
     def uses_supabase(self) -> bool:
@@ -81,163 +331,81 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``), or raise ConfigError."""
-        env = os.environ if environ is None else environ
-        admin_token = env.get("SETTINGS_ADMIN_TOKEN", "").strip()
-        if not admin_token:
-            raise ConfigError(
-                "SETTINGS_ADMIN_TOKEN is not set: export SETTINGS_ADMIN_TOKEN=<a long random "
-                "string> (admins send it as the X-Admin-Token header)"
-            )
+        values = read_env(cls, environ)
+        # What one variable alone cannot say.
+        if not values["stream_secrets"]:
+            values["stream_secrets"] = (values["admin_token"],)
+            values["stream_secret_is_fallback"] = True
 
-        raw_secret = env.get("OPS_STREAM_SECRET")
-        if raw_secret is None:
-            secrets, fallback = (admin_token,), True
-        else:
-            secrets = tuple(s.strip() for s in raw_secret.split(","))
-            fallback = False
-            if not all(secrets) or any(len(s) < MIN_SECRET_LENGTH for s in secrets):
-                raise ConfigError(
-                    f"OPS_STREAM_SECRET must be one or more comma-separated secrets of at least "
-                    f"{MIN_SECRET_LENGTH} characters each (the first signs, all verify)"
-                )
-
-        url = env.get("SUPABASE_URL", "").strip() or None
-        key = env.get("SUPABASE_SERVICE_ROLE_KEY", "").strip() or None
+        url, key = values["supabase_url"], values["supabase_key"]
         if bool(url) != bool(key):
             missing = "SUPABASE_SERVICE_ROLE_KEY" if url else "SUPABASE_URL"
             raise ConfigError(f"{missing} is not set: the Supabase store needs both "
                               "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or neither)")
+        retention = values["retention_seconds"]
+        if retention is None and not url:
+            retention = IN_PROCESS_RETENTION
+        values["retention_seconds"] = retention or None  # 0 turns it off
 
-        # The in-process store forgets everything at exit anyway: bound it by default.
-        retention = _number(env, "OPS_RETENTION_SECONDS", float, 0 if url else 86_400, low=0,
-                            high=10 * 365 * 86_400) or None
-        lease = _number(env, "OPS_SUPABASE_LEASE_SECONDS", float, 10.0, low=0.1, high=3600)
-        orphan = _number(env, "OPS_SUPABASE_ORPHAN_SECONDS", float, 60.0, low=0.3, high=86_400)
+        lease, orphan = values["supabase_lease_seconds"], values["supabase_orphan_seconds"]
         if orphan < 3 * lease:
             raise ConfigError(f"OPS_SUPABASE_ORPHAN_SECONDS ({orphan:g}) must be at least three "
                               f"times OPS_SUPABASE_LEASE_SECONDS ({lease:g}), or live tasks "
                               f"could be taken for orphans")
 
-        return cls(
-            admin_token=admin_token,
-            retention_seconds=retention,
-            retention_interval=_number(env, "OPS_RETENTION_INTERVAL", float, 60.0, low=0.1,
-                                       high=86_400),
-            dev_mode=_flag(env, "DEV_LOCAL_LLM"),
-            stream_secrets=secrets,
-            stream_secret_is_fallback=fallback,
-            supabase_url=url,
-            supabase_key=key,
-            workers=_number(env, "OPS_WORKERS", int, 4, low=1, high=256),
-            queue_size=_number(env, "OPS_QUEUE_SIZE", int, 100, low=0, high=100_000),
-            heartbeat_seconds=_number(env, "OPS_HEARTBEAT_SECONDS", float, 15.0, low=0.05, high=3600),
-            retry_ms=_number(env, "OPS_SSE_RETRY_MS", int, 3000, low=0, high=600_000),
-            stream_token_ttl=_number(env, "OPS_STREAM_TOKEN_TTL", float, 300.0, low=1, high=86_400),
-            dev_tick_seconds=_number(env, "OPS_DEV_TICK_SECONDS", float, 0.5, low=0, high=3600),
-            dev_ticks=_number(env, "OPS_DEV_TICKS", int, 4, low=1, high=1_000_000),
-            task_timeout=_number(env, "OPS_TASK_TIMEOUT_SECONDS", float, 3600.0, low=1,
-                                 high=7 * 86_400),
-            cors_origins=frozenset(o.strip().rstrip("/") for o in
-                                   env.get("OPS_CORS_ORIGINS", "").split(",") if o.strip()),
-            max_streams=_number(env, "OPS_MAX_STREAMS", int, 900, low=1, high=1_000_000),
-            stream_max_seconds=_number(env, "OPS_STREAM_MAX_SECONDS", float, 3600.0, low=1,
-                                       high=7 * 86_400),
-            stream_send_timeout=_number(env, "OPS_STREAM_SEND_TIMEOUT", float, 30.0, low=0.1,
-                                        high=3600),
-            max_title_length=_number(env, "OPS_MAX_TITLE_LENGTH", int, 200, low=1, high=10_000),
-            max_body_length=_number(env, "OPS_MAX_BODY_LENGTH", int, 10_000, low=0, high=1_000_000),
-            max_request_bytes=_number(env, "OPS_MAX_REQUEST_BYTES", int, 64 * 1024, low=1024,
-                                      high=16 * 1024 * 1024),
-            metrics_token=_secret(env, "OPS_METRICS_TOKEN"),
-            trusted_proxies=_addresses(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
-            **_runner_settings(env),
-            supabase_poll_seconds=_number(env, "OPS_SUPABASE_POLL_SECONDS", float, 0.5,
-                                          low=0.05, high=60),
-            supabase_timeout_seconds=_number(env, "OPS_SUPABASE_TIMEOUT_SECONDS", float, 5.0,
-                                             low=0.1, high=120),
-            supabase_lease_seconds=lease,
-            supabase_orphan_seconds=orphan,
-            supabase_outbox_events=_number(env, "OPS_SUPABASE_OUTBOX_EVENTS", int, 10_000,
-                                           low=1, high=10_000_000),
-        )
+        if values["llm_base_url"]:
+            if not values["llm_model"]:
+                raise ConfigError("OPS_LLM_MODEL is not set: the LLM runner needs the model "
+                                  "name along with OPS_LLM_BASE_URL")
+        elif values["llm_model"] or values["llm_api_key"]:
+            raise ConfigError("OPS_LLM_BASE_URL is not set: OPS_LLM_MODEL and OPS_LLM_API_KEY "
+                              "need the model server's URL")
+        return cls(**values)
 
 
-def _runner_settings(env: Mapping[str, str]) -> dict:
-    """The recipe runner's and the LLM runner's settings (docs/runners.md)."""
-    recipes = None
-    path = env.get("OPS_RECIPES", "").strip()
-    if path:
-        try:
-            recipes = load_recipes(path)
-        except RecipeFileError as error:
-            raise ConfigError(f"OPS_RECIPES: {error}") from None
+# -- read before the app exists ----------------------------------------------------------------
 
-    base_url = env.get("OPS_LLM_BASE_URL", "").strip().rstrip("/") or None
-    model = env.get("OPS_LLM_MODEL", "").strip() or None
-    api_key = env.get("OPS_LLM_API_KEY", "").strip() or None
-    if base_url:
-        parts = urlsplit(base_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError("OPS_LLM_BASE_URL must be an http(s) URL such as "
-                              "https://api.openai.com/v1 (chat completions are posted to "
-                              "<base>/chat/completions)")
-        if not model:
-            raise ConfigError("OPS_LLM_MODEL is not set: the LLM runner needs the model name "
-                              "along with OPS_LLM_BASE_URL")
-    elif model or api_key:
-        raise ConfigError("OPS_LLM_BASE_URL is not set: OPS_LLM_MODEL and OPS_LLM_API_KEY "
-                          "need the model server's URL")
-    return dict(
-        recipes=recipes,
-        recipe_kill_grace=_number(env, "OPS_RECIPE_KILL_GRACE_SECONDS", float, 5.0,
-                                  low=0.1, high=600),
-        recipe_max_line_bytes=_number(env, "OPS_RECIPE_MAX_LINE_BYTES", int, 4096,
-                                      low=80, high=1024 * 1024),
-        recipe_log_lines_per_second=_number(env, "OPS_RECIPE_LOG_LINES_PER_SECOND", float,
-                                            200.0, low=1, high=100_000),
-        recipe_max_log_lines=_number(env, "OPS_RECIPE_MAX_LOG_LINES", int, 10_000,
-                                     low=1, high=10_000_000),
-        llm_base_url=base_url, llm_api_key=api_key, llm_model=model,
-        llm_timeout=_number(env, "OPS_LLM_TIMEOUT_SECONDS", float, 60.0, low=0.1, high=3600),
-        llm_batch_seconds=_number(env, "OPS_LLM_BATCH_SECONDS", float, 1.0, low=0, high=60),
-        llm_batch_chars=_number(env, "OPS_LLM_BATCH_CHARS", int, 2000, low=1, high=1_000_000),
-    )
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """gunicorn's settings (``gunicorn.conf.py``) and the log set-up's."""
+
+    bind: str = setting("OPS_BIND", "127.0.0.1:8080",
+                        help="where gunicorn listens (host:port or unix:/path)")
+    # More than one needs the Supabase store: gunicorn.conf.py refuses otherwise.
+    workers: int = setting("WEB_CONCURRENCY", 1, low=1, high=1024,
+                           help="gunicorn worker processes")
+    worker_connections: int = setting("OPS_WORKER_CONNECTIONS", 1000, low=1, high=1_000_000,
+                                      help="connections per worker (each stream holds one)")
+    # 0 turns gunicorn's own timeouts and keep-alive off, as gunicorn reads them.
+    timeout: int = setting("OPS_GUNICORN_TIMEOUT", 30, low=0, high=86_400,
+                           help="seconds a worker's event loop may stay blocked")
+    graceful_timeout: int = setting("OPS_GRACEFUL_TIMEOUT", 20, low=0, high=86_400,
+                                    help="seconds a stopping worker gets to finish")
+    keepalive: int = setting("OPS_KEEPALIVE", 5, low=0, high=3600,
+                             help="seconds gunicorn keeps an idle connection")
+    access_log: str | None = setting("OPS_ACCESS_LOG", None,
+                                     help="gunicorn's access log: - for stderr, or a path")
+    log_level: str = setting("OPS_LOG_LEVEL", "INFO",
+                             help="level of the app's and gunicorn's logs")
+    log_json: bool = setting("OPS_LOG_JSON", False, help="every log line a JSON object")
+    # prometheus_client reads the variable itself in each worker; gunicorn.conf.py sets it
+    # (a temporary directory) when several workers need one.
+    metrics_dir: str | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR", None,
+        shown="a temporary directory when WEB_CONCURRENCY > 1",
+        help="where workers share their metrics")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        return cls(**read_env(cls, environ))
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+@dataclasses.dataclass(frozen=True)
+class CliSettings:
+    """The ``flask ops`` client's settings (the admin token is :class:`Settings`')."""
+
+    url: str = setting("OPS_URL", "http://127.0.0.1:8080",
+                       help="the server the task commands call")
 
 
-def _number(env, name, kind, default, *, low, high):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a{'n integer' if kind is int else ' number'}, "
-                          f"got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {raw}")
-    return value
-
-
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip() or None
-    if value is not None and len(value) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
-    return value
-
-
-def _addresses(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
-    """Comma-separated IP addresses or networks (``10.0.0.0/8``), or ``*`` for any."""
-    entries = tuple(e.strip() for e in env.get(name, default).split(",") if e.strip())
-    for entry in entries:
-        if entry == "*":
-            continue
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ConfigError(f"{name} must list IP addresses or networks separated by commas "
-                              f"(or *), got {entry!r}") from None
-    return entries
+SETTINGS_CLASSES = (Settings, ServerSettings, CliSettings)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from .config import ConfigError, Settings
+from .config import ConfigError, ServerSettings, Settings
 from .executor import NoRunner, build_runners, choose_runner
-from .logs import json_logs_enabled
 
 
 def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None]) -> int:
@@ -16,6 +15,7 @@ def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None
     Secrets are never shown, only whether they are set."""
     try:
         settings = Settings.from_env(environ)
+        server = ServerSettings.from_env(environ)
     except ConfigError as error:
         echo(f"configuration: {error}")
         return 1
@@ -32,9 +32,8 @@ def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None
                 problems.append(problem)
     else:
         echo("store:          in-process (tasks are lost on restart; one gunicorn worker)")
-        workers = environ.get("WEB_CONCURRENCY", "1").strip() or "1"
-        if workers != "1":
-            problems.append(f"WEB_CONCURRENCY={workers} needs the Supabase store: set "
+        if server.workers != 1:
+            problems.append(f"WEB_CONCURRENCY={server.workers} needs the Supabase store: set "
                             "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, or WEB_CONCURRENCY=1")
 
     runners = build_runners(settings)
@@ -57,7 +56,7 @@ def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None
     echo("metrics:        GET /metrics with X-Admin-Token"
          + (" or Authorization: Bearer $OPS_METRICS_TOKEN" if settings.metrics_token else ""))
     echo(f"trusted proxy:  {', '.join(settings.trusted_proxies)} (FORWARDED_ALLOW_IPS)")
-    echo(f"logs:           {'JSON lines' if json_logs_enabled(environ) else 'text'}")
+    echo(f"logs:           {'JSON lines' if server.log_json else 'text'}")
 
     for note in notes:
         echo(f"note: {note}")
