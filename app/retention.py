@@ -20,7 +20,7 @@ class RetentionSweeper:
     """Every ``interval`` seconds, purge tasks that ended more than ``max_age`` seconds ago,
     ``batch`` at a time so that no single call holds the store for long."""
 
-    def __init__(self, store: TaskStore, max_age: float, *, interval: float = 60.0,
+    def __init__(self, store: TaskStore, max_age: float, *, interval: float,
                  batch: int = 500, clock: Callable[[], datetime] = utcnow):
         self.store = store
         self.max_age = timedelta(seconds=max_age)

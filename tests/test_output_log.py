@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.executor.runners.output import LogLimits, OutputLog
+from conftest import make_settings
 
 
 class Clock:
@@ -21,6 +22,11 @@ def clock():
 
 
 def make(clock, **limits):
+    """An OutputLog with the configured limits, but for ``limits``."""
+    settings = make_settings()
+    limits = dict(max_line_bytes=settings.recipe_max_line_bytes,
+                  lines_per_second=settings.recipe_log_lines_per_second,
+                  max_lines=settings.recipe_max_log_lines) | limits
     events = []
     output = OutputLog(lambda kind, data: events.append((kind, data)), LogLimits(**limits), clock)
     return output, events

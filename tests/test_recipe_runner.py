@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app.executor.runners.recipe import RecipeRunner
+from app.executor import build_runners
 from app.recipes import RecipeBook, load_recipes
 from conftest import Admin, make_settings
 from live import ROOT, require_program
@@ -262,7 +262,7 @@ class TestRecipeRunnerContract(RunnerContract, FailingRunnerContract):
 
     @pytest.fixture
     def runner(self):
-        return RecipeRunner(BOOK, kill_grace=GRACE)
+        return build_runners(make_settings(recipes=BOOK, recipe_kill_grace=GRACE))["recipe"]
 
     @pytest.fixture
     def jobs(self):

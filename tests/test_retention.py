@@ -26,7 +26,7 @@ def test_sweep_purges_old_finished_tasks_in_batches():
     running = store.create_task("running", None, "dev")
     store.mark_running(running.id)
     clock = FakeClock(store.get_task(old[-1].id).finished_at)
-    sweeper = RetentionSweeper(store, max_age=3600, batch=3, clock=clock)
+    sweeper = RetentionSweeper(store, max_age=3600, interval=60, batch=3, clock=clock)
     assert sweeper.sweep() == 0  # they ended less than an hour ago
     clock.now += timedelta(hours=2)
     assert sweeper.sweep() == 7  # batches of 3, 3 and 1

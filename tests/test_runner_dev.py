@@ -13,11 +13,11 @@ from runner_contract import RunnerContract
 class TestDevRunner(RunnerContract):
     @pytest.fixture
     def runner(self):
-        return DevRunner(tick_seconds=0.01)
+        return DevRunner(tick_seconds=0.01, ticks=4)
 
     @pytest.fixture
     def long_runner(self):
-        return DevRunner(tick_seconds=30)  # stopped long before its first tick
+        return DevRunner(tick_seconds=30, ticks=4)  # stopped long before its first tick
 
     @pytest.fixture
     def jobs(self):

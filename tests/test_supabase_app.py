@@ -58,7 +58,7 @@ def test_app_streams_and_cancels_across_apps(supabase_apps):
     assert [e["kind"] for e in events(response.get_data(as_text=True))] == DEV_KINDS
 
     # Ticks long enough that the task is surely still running when the cancel arrives.
-    supabase_apps[0].extensions["ops"].executor.runners["dev"] = DevRunner(tick_seconds=30)
+    supabase_apps[0].extensions["ops"].executor.runners["dev"] = DevRunner(tick_seconds=30, ticks=4)
     long = first.create(title="long")
     wait_until(lambda: second.get(f"/ops/tasks/{long['id']}").get_json()["status"] == "running")
     canceled = second.post(f"/ops/tasks/{long['id']}/cancel")

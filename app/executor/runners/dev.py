@@ -1,7 +1,7 @@
 """The dev runner (``DEV_LOCAL_LLM=1``): ``tick`` events, then ``done``, the same every run.
 
-Four ticks by default, as the operations notes promise; ``OPS_DEV_TICKS`` changes the count
-(longer tasks for benchmarks and demos).
+Ticks come ``OPS_DEV_TICK_SECONDS`` apart, ``OPS_DEV_TICKS`` of them: the operations notes'
+count unless set (longer tasks for benchmarks and demos).
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-TICKS = 4
-
 
 class DevRunner:
     """Stands in for real work: emits ``tick`` ``{"n": 1..ticks}`` one interval apart."""
 
     name = "dev"
 
-    def __init__(self, tick_seconds: float = 0.5, ticks: int = TICKS,
+    def __init__(self, tick_seconds: float, ticks: int,
                  clock: Callable[[], float] = time.monotonic):
         self.tick_seconds = tick_seconds
         self.ticks = ticks

@@ -20,9 +20,11 @@ BURST_SECONDS = 5  # the bucket holds this many seconds' worth of lines
 
 @dataclasses.dataclass(frozen=True)
 class LogLimits:
-    max_line_bytes: int = 4096
-    lines_per_second: float = 200.0
-    max_lines: int = 10_000
+    """How much output a task may log (``OPS_RECIPE_*`` in app/config.py)."""
+
+    max_line_bytes: int
+    lines_per_second: float
+    max_lines: int
 
     @property
     def burst(self) -> float:

@@ -49,11 +49,11 @@ def child_environment(additions: tuple[tuple[str, str], ...] = ()) -> dict[str, 
 class RecipeRunner:
     name = "recipe"
 
-    def __init__(self, book: RecipeBook, *, kill_grace: float = 5.0,
-                 limits: LogLimits | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, book: RecipeBook, *, kill_grace: float, limits: LogLimits,
+                 clock: Callable[[], float] = time.monotonic):
         self.book = book
         self.kill_grace = kill_grace
-        self.limits = limits or LogLimits()
+        self.limits = limits
         self._clock = clock
 
     def run(self, task, ctx: RunContext) -> dict[str, Any]:
