@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import runpy
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -34,6 +36,34 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert conf["accesslog"] is None  # the app logs each request itself
     assert conf["logger_class"] == "app.logs.GunicornLogger"
     assert "max_requests" not in conf and "preload_app" not in conf
+
+
+def test_defaults(monkeypatch):
+    conf = load(monkeypatch)
+    assert ((conf["bind"], conf["workers"], conf["worker_connections"], conf["timeout"],
+             conf["graceful_timeout"], conf["keepalive"], conf["forwarded_allow_ips"],
+             conf["loglevel"], conf["accesslog"])
+            == ("127.0.0.1:8080", 1, 1000, 30, 20, 5, "127.0.0.1,::1", "info", None))
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WEB_CONCURRENCY": "two"}, "error: WEB_CONCURRENCY must be an integer, got 'two'"),
+    ({"OPS_KEEPALIVE": "-1"}, "error: OPS_KEEPALIVE must be between 0 and 3600, got -1"),
+    ({"FORWARDED_ALLOW_IPS": "nginx"}, "error: FORWARDED_ALLOW_IPS must list"),
+])
+def test_a_wrong_value_stops_gunicorn_in_one_line(monkeypatch, env, message):
+    with pytest.raises(SystemExit) as stop:
+        load(monkeypatch, **env)
+    assert str(stop.value.code).startswith(message)
+
+
+def test_the_master_reads_its_settings_without_flask_or_ssl():
+    """Workers monkey-patch after the fork: the master must not have imported what they patch."""
+    code = ("import runpy, sys; runpy.run_path('gunicorn.conf.py'); "
+            "print(sorted({'flask', 'gevent', 'requests', 'ssl'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_a_metrics_directory_is_made_for_several_workers_and_removed(monkeypatch):
