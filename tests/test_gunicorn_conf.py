@@ -47,7 +47,8 @@ def test_defaults(monkeypatch):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"WEB_CONCURRENCY": "two"}, "error: WEB_CONCURRENCY must be an integer, got 'two'"),
+    ({"OPS_WORKER_CONNECTIONS": "many"},
+     "error: OPS_WORKER_CONNECTIONS must be an integer, got 'many'"),
     ({"OPS_KEEPALIVE": "-1"}, "error: OPS_KEEPALIVE must be between 0 and 3600, got -1"),
     ({"FORWARDED_ALLOW_IPS": "nginx"}, "error: FORWARDED_ALLOW_IPS must list"),
 ])
