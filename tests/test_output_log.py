@@ -24,9 +24,9 @@ def clock():
 def make(clock, **limits):
     """An OutputLog with the configured limits, but for ``limits``."""
     settings = make_settings()
-    limits = dict(max_line_bytes=settings.recipe_max_line_bytes,
-                  lines_per_second=settings.recipe_log_lines_per_second,
-                  max_lines=settings.recipe_max_log_lines) | limits
+    limits = {"max_line_bytes": settings.recipe_max_line_bytes,
+              "lines_per_second": settings.recipe_log_lines_per_second,
+              "max_lines": settings.recipe_max_log_lines, **limits}
     events = []
     output = OutputLog(lambda kind, data: events.append((kind, data)), LogLimits(**limits), clock)
     return output, events
