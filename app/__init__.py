@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     ``store`` replaces the configured store (tests). Raises ConfigError when the settings
     cannot run the service."""
     from . import auth, http
-    from .cli import ops as ops_cli
+    from .cli import cli as ops_cli
     from .executor import Executor, build_runners
     from .metrics import Metrics
     from .observed_store import ObservedStore
