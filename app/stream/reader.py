@@ -25,7 +25,7 @@ class Message:
 
 
 def read_messages(lines: Iterable[bytes], *, errors: str = "replace") -> Iterator[Message]:
-    """Each message of ``lines`` (bytes, with or without their line ending) as a blank line ends it.
+    """Each message in ``lines`` (bytes, line endings optional), once a blank line ends it.
 
     Comments (``:`` lines, such as heartbeats) and unknown fields are skipped, and so is a block
     that holds nothing else. Lines left at the end of ``lines`` without a closing blank line are
