@@ -108,7 +108,7 @@ def post_worker_init(worker):
     start_background(worker.wsgi)
     on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
     # What exists now lives as long as the worker: out of the collector's sight, it no longer
-    # makes each full collection scan it (25-50 ms pauses of every stream at 1,000 streams).
+    # makes each full collection scan it, pausing every stream (docs/performance.md).
     gc.freeze()
 
 
@@ -142,7 +142,7 @@ def _check_supabase(settings):
 def worker_exit(server, worker):
     """However the worker ends, its tasks end cleanly: no new ones, the rest failed."""
     app = getattr(worker, "wsgi", None)
-    if app is not None and "ops" in getattr(app, "extensions", {}):
+    if app is not None and "services" in getattr(app, "extensions", {}):
         from app.lifecycle import shutdown
 
         shutdown(app, _grace(server.cfg))

@@ -22,18 +22,15 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     cannot run the service."""
     from flask import Flask
 
-    from .auth.stream_tokens import StreamTokens
-    from .cli import ops as ops_cli
-    from .errors import register_error_handlers
+    from . import auth, http
+    from .cli import cli as ops_cli
     from .executor import Executor, build_runners
-    from .extensions import Ops
-    from .http import register_blueprints, security
-    from .logs import init_request_logging
-    from .metrics import MeteredStreamTracker, Metrics, init_metrics
+    from .metrics import Metrics
     from .observed_store import ObservedStore
-    from .proxy import TrustedProxyFix
-    from .retention import RetentionSweeper
+    from .services import EXTENSION, Services
     from .store import make_store
+    from .store.retention import RetentionSweeper
+    from .stream import StreamTracker
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -53,16 +50,15 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     retention = (RetentionSweeper(store, settings.retention_seconds,
                                   interval=settings.retention_interval)
                  if settings.retention_seconds else None)
-    app.extensions["ops"] = Ops(
-        settings=settings, store=store, executor=executor,
-        tokens=StreamTokens(settings.stream_secrets, settings.stream_token_ttl),
-        streams=MeteredStreamTracker(metrics, settings.max_streams), retention=retention)
+    tokens = auth.StreamTokens(settings.stream_secrets, settings.stream_token_ttl)
+    app.extensions[EXTENSION] = Services(
+        settings=settings, store=store, executor=executor, tokens=tokens,
+        streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open),
+        retention=retention)
 
-    register_error_handlers(app)
-    register_blueprints(app)
-    security.init_app(app, settings.cors_origins)
-    init_request_logging(app)
-    init_metrics(app, metrics)
+    auth.init_app(app, auth.Credentials(admin_token=settings.admin_token, stream_tokens=tokens,
+                                        dev_mode=settings.dev_mode,
+                                        metrics_token=settings.metrics_token))
+    http.init_app(app, settings, metrics)
     app.cli.add_command(ops_cli)
-    app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.trusted_proxies)
     return app

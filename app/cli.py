@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
 import requests
+
+from .stream.reader import read_messages
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
@@ -77,17 +78,17 @@ def _error_of(response: requests.Response) -> str:
 pass_api = click.make_pass_decorator(Api)
 
 
-@click.group("ops")
+@click.group(name="ops")
 @click.option("--url", envvar="OPS_URL", default=DEFAULT_URL, show_default=True,
               help="The server to call (env OPS_URL).")
 @click.pass_context
-def ops(ctx: click.Context, url: str) -> None:
+def cli(ctx: click.Context, url: str) -> None:
     """Operate the Ops Orchestrator. Task commands call the server at --url with the admin
     token from SETTINGS_ADMIN_TOKEN."""
     ctx.obj = Api(url, os.environ.get("SETTINGS_ADMIN_TOKEN", "").strip() or None)
 
 
-@ops.command()
+@cli.command()
 @click.argument("title")
 @click.option("--body", help="Notes for the task.")
 @click.option("--follow", "then_follow", is_flag=True, help="Then follow its events.")
@@ -102,7 +103,7 @@ def create(ctx: click.Context, api: Api, title: str, body: str | None, then_foll
         ctx.exit(_exit_code(follow_events(api, task["id"], 0, retries=10, echo=_echo_event)))
 
 
-@ops.command("list")
+@cli.command("list")
 @click.option("--status", help="Only tasks with this status.")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @pass_api
@@ -117,7 +118,7 @@ def list_tasks(api: Api, status: str | None, limit: int) -> None:
         click.echo("no tasks", err=True)
 
 
-@ops.command()
+@cli.command()
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_api
 def show(api: Api, task_id: int) -> None:
@@ -125,7 +126,7 @@ def show(api: Api, task_id: int) -> None:
     click.echo(json.dumps(api.call("GET", f"/ops/tasks/{task_id}"), indent=2))
 
 
-@ops.command()
+@cli.command()
 @click.argument("task_id", type=click.IntRange(min=1))
 @click.option("--last-event-id", type=click.IntRange(min=0), default=0,
               help="Start after this event id (resume).")
@@ -142,7 +143,7 @@ def follow(ctx, api: Api, task_id: int, last_event_id: int, retries: int, as_jso
     ctx.exit(_exit_code(follow_events(api, task_id, last_event_id, retries, echo)))
 
 
-@ops.command()
+@cli.command()
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_api
 def cancel(api: Api, task_id: int) -> None:
@@ -152,7 +153,7 @@ def cancel(api: Api, task_id: int) -> None:
     click.echo(f"{task['id']} {state}")
 
 
-@ops.command()
+@cli.command()
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_api
 def token(api: Api, task_id: int) -> None:
@@ -163,7 +164,7 @@ def token(api: Api, task_id: int) -> None:
                f"{api.url}/ops/tasks/{task_id}/stream?token=<token>", err=True)
 
 
-@ops.command()
+@cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=MIGRATIONS_DIR, show_default=True, help="Where the *.sql files are.")
 def migrations(directory: Path) -> None:
@@ -176,7 +177,7 @@ def migrations(directory: Path) -> None:
         click.echo(path.read_text().rstrip() + "\n")
 
 
-@ops.command()
+@cli.command()
 @click.option("--connect/--no-connect", default=True, show_default=True,
               help="Also check that the Supabase store answers.")
 def check(connect: bool) -> None:
@@ -202,12 +203,12 @@ def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> s
         try:
             with api.send("GET", f"/ops/tasks/{task_id}/stream", headers=headers, stream=True,
                           timeout=(api.timeout, STREAM_READ_TIMEOUT)) as response:
-                for message in sse_messages(response.iter_lines()):
-                    if "retry" in message and message["retry"].isdigit():
-                        delay = int(message["retry"]) / 1000
-                    if "data" not in message:
+                for message in read_messages(response.iter_lines()):
+                    if message.retry is not None:
+                        delay = message.retry / 1000
+                    if message.data is None:
                         continue
-                    event = json.loads(message["data"])
+                    event = json.loads(message.data)
                     last_id, failures = event["id"], 0
                     echo(event)
                     if event["kind"] in TERMINAL:
@@ -223,22 +224,6 @@ def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> s
             raise click.ClickException(f"gave up after {retries} reconnection(s): {reason}")
         click.echo(f"stream interrupted ({reason}); resuming after event {last_id}", err=True)
         time.sleep(delay)
-
-
-def sse_messages(lines: Iterable[bytes]) -> Iterator[dict[str, str]]:
-    """The fields of each Server-Sent Events message (comments skipped)."""
-    message: dict[str, str] = {}
-    for raw in lines:
-        line = raw.decode("utf-8", "replace")
-        if not line:
-            if message:
-                yield message
-            message = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            message[name] = message[name] + "\n" + value if name == "data" and name in message \
-                else value
 
 
 def _echo_event(event: dict) -> None:

@@ -86,11 +86,6 @@ def _flag_value(raw: str | None, d: Declaration) -> bool:
     return raw.strip().lower() in TRUE_WORDS
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    """Whether the variable ``name`` of ``env`` is set to a yes (``1``, ``true``, ...)."""
-    return env.get(name, "").strip().lower() in TRUE_WORDS
-
-
 def _number(kind: type) -> Reader:
     def read(raw: str | None, d: Declaration):
         raw = (raw or "").strip()

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def start_background(app: Flask) -> None:
     """Start what runs beside requests in a server process (after gunicorn's fork)."""
-    retention = app.extensions["ops"].retention
+    retention = app.extensions["services"].retention
     if retention is not None:
         retention.start()
 
@@ -22,12 +22,12 @@ def shutdown(app: Flask, grace: float) -> None:
     """Stop taking tasks; give running ones ``grace`` seconds to reach a checkpoint (they end
     ``failed``, reason ``shutdown``, as does every task still queued); then end every stream
     (clients resume elsewhere with Last-Event-ID) and close the store. Safe to call twice."""
-    ops = app.extensions["ops"]
-    if ops.retention is not None:
-        ops.retention.stop()
-    ops.executor.shutdown(grace)
-    ops.streams.close_all()
-    ops.store.close()  # wakes every stream still waiting, which then sees it must end
+    services = app.extensions["services"]
+    if services.retention is not None:
+        services.retention.stop()
+    services.executor.shutdown(grace)
+    services.streams.close_all()
+    services.store.close()  # wakes every stream still waiting, which then sees it must end
 
 
 def on_sigterm(app: Flask, grace: float, then) -> None:

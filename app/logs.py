@@ -2,9 +2,9 @@
 
 - :func:`configure_logging` (called by ``wsgi.py``) sends the app's records to stderr, as JSON
   lines when ``OPS_LOG_JSON=1``.
-- :func:`init_request_logging` gives every request an id (nginx's ``X-Request-ID`` when it is
-  well formed, else a new one), returns it as ``X-Request-ID`` and logs one line when the
-  response is closed: for an event stream, when the stream ends.
+- :data:`request_id` holds the id of the request being served; the HTTP layer
+  (:mod:`app.http.request_log`) sets it and writes one line per request, and every record
+  made meanwhile carries it.
 - :class:`GunicornLogger` (``logger_class`` in ``gunicorn.conf.py``) gives gunicorn's error and
   access logs the same format and the same redaction.
 
@@ -20,33 +20,28 @@ import logging
 import os
 import re
 import sys
-import time
-import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
 
-from flask import Flask, g, has_request_context, request
 from gunicorn import glogging
-
-from .config import _flag
 
 REDACTED = "[redacted]"
 SECRET_PARAMS = frozenset({"token", "admin_token"})
-REQUEST_ID_HEADER = "X-Request-ID"
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 
 _PARAM = re.compile(r"(?:(?<=[?&;])|^)([^=&;\s\"'?#]+)=([^&;\s\"'#]*)", re.M)
 _CREDENTIAL_HEADER = re.compile(
     r"\b(x-admin-token|authorization)([\"']?\s*[:=]\s*[\"']?)(?:bearer\s+)?[^\s\"',;}\]]+", re.I)
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|KEY)$|PASSWORD", re.I)
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 # Fields every LogRecord has; anything else on a record came from ``extra=`` and goes to JSON.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 MIN_LITERAL_SECRET = 8  # shorter values (``adm`` in dev) would blank out ordinary words
 
-log = logging.getLogger("app.requests")
+# The id of the request this greenlet or thread is serving (None outside a request).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 class Redactor:
@@ -119,15 +114,16 @@ class RequestIdFilter(logging.Filter):
     """Stamps records made while serving a request with that request's id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id") and has_request_context():
-            request_id = g.get("request_id")
-            if request_id:
-                record.request_id = request_id
+        if not hasattr(record, "request_id"):
+            current = request_id.get()
+            if current:
+                record.request_id = current
         return True
 
 
 def json_logs_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    return _flag(os.environ if environ is None else environ, "OPS_LOG_JSON")
+    env = os.environ if environ is None else environ
+    return env.get("OPS_LOG_JSON", "").strip().lower() in TRUE_WORDS
 
 
 def make_formatter(redactor: Redactor, base: logging.Formatter | None = None) -> logging.Formatter:
@@ -153,48 +149,6 @@ def configure_logging() -> None:
         if not logger.handlers:
             logger.addHandler(handler)
         logger.setLevel(level)
-
-
-# -- one line per request ---------------------------------------------------------------------
-
-def init_request_logging(app: Flask) -> None:
-    """Give each request an id, return it as ``X-Request-ID``, log the request when it ends."""
-    app.before_request(_start_request)
-    app.after_request(_finish_request)
-
-
-def _start_request() -> None:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    g.request_started = time.perf_counter()
-
-
-def _finish_request(response):
-    request_id = g.get("request_id") or uuid.uuid4().hex
-    response.headers[REQUEST_ID_HEADER] = request_id
-    fields = {"method": request.method, "path": request_target(),
-              "status_code": response.status_code, "remote_addr": request.remote_addr or "-",
-              "request_id": request_id}
-    started = g.get("request_started", time.perf_counter())
-    # Logged on close so that a stream's line tells how long the stream stayed open.
-    response.call_on_close(lambda: _log_request(fields, started))
-    return response
-
-
-def _log_request(fields: dict, started: float) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
-    log.info("%s %s %s %.1fms remote=%s request_id=%s", fields["method"], fields["path"],
-             fields["status_code"], duration_ms, fields["remote_addr"], fields["request_id"],
-             extra={**fields, "duration_ms": duration_ms})
-
-
-def request_target() -> str:
-    """The path and query as sent, secret parameters redacted, safe for one log line."""
-    target = quote(request.path, safe="/:@!$&'()*+,;=-._~%")
-    query = request.query_string.decode("latin-1")
-    if query:
-        target += "?" + redact_query(query)
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", target)
 
 
 def redact_query(query: str) -> str:

@@ -31,7 +31,7 @@ def settings():
 def app(settings):
     app = create_app(settings)
     yield app
-    app.extensions["ops"].executor.shutdown(grace=5)
+    app.extensions["services"].executor.shutdown(grace=5)
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def make_app():
 
     yield build
     for app in apps:
-        app.extensions["ops"].executor.shutdown(grace=5)
+        app.extensions["services"].executor.shutdown(grace=5)
 
 
 @pytest.fixture

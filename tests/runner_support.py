@@ -18,7 +18,7 @@ class Tasks:
 
     def __init__(self, admin, app):
         self.admin = admin
-        self.store = app.extensions["ops"].store
+        self.store = app.extensions["services"].store
 
     def create(self, title="Run it", **fields) -> int:
         return self.admin.create(title, **fields)["id"]

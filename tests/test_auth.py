@@ -28,7 +28,7 @@ def gated_endpoints():
         path = rule.rule.replace("<task_id:task_id>", "1")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((method, path))
-    app.extensions["ops"].executor.shutdown(grace=1)
+    app.extensions["services"].executor.shutdown(grace=1)
     return found
 
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from app.cli import ops
+from app.cli import cli
 from conftest import ADMIN
 from live import ROOT, GunicornServer, free_port
 from nginx import NginxServer
@@ -34,7 +34,7 @@ def run(*args: str, url: str | None = None, **env: str):
     environ = {name: None for name in os.environ if name not in CLEAN_ENV}
     environ.update(env)
     url_args = ["--url", url] if url else []
-    return CliRunner().invoke(ops, [*url_args, *args], env=environ, catch_exceptions=False)
+    return CliRunner().invoke(cli, [*url_args, *args], env=environ, catch_exceptions=False)
 
 
 def flask(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:

@@ -118,16 +118,39 @@ def test_unknown_static_file_is_a_json_404(client):
     assert "error" in response.get_json()
 
 
+def _js_list(path, name: str, closing: str) -> tuple[set[str], str]:
+    """The quoted words of the JavaScript literal ``name`` in ``path``, and its text."""
+    import re
+
+    script = path.read_text()
+    start = script.index(f"{name} =")
+    literal = script[start:script.index(closing, start)]
+    return set(re.findall(r'"([a-z_]+)"', literal)), literal
+
+
+def test_the_dashboard_knows_the_terminal_statuses_of_the_store():
+    from pathlib import Path
+
+    from app.store import TERMINAL_KINDS
+
+    static = Path(__file__).resolve().parent.parent / "app" / "ui" / "static"
+    terminal, _ = _js_list(static / "format.js", "TERMINAL", ";")
+    assert terminal == set(TERMINAL_KINDS)
+
+
 def test_the_page_listens_for_every_event_kind_the_runners_write():
     import re
     from pathlib import Path
 
+    from app.store import TERMINAL_KINDS
+
     root = Path(__file__).resolve().parent.parent
     code = "".join(p.read_text() for p in (root / "app" / "executor").rglob("*.py"))
     written = set(re.findall(r"""(?:ctx\.emit|self\._emit)\(\s*["']([a-z_]+)["']""", code))
-    written |= {"created", "status", "done", "failed", "canceled"}  # the store and executor's
-    script = (root / "app" / "ui" / "static" / "stream.js").read_text()
-    listed = set(re.findall(r'"([a-z_]+)"', script[script.index("EVENT_KINDS"):
-                                                  script.index("];", script.index("EVENT_KINDS"))]))
+    written |= {"created", "status", *TERMINAL_KINDS}  # the store and executor's
+    static = root / "app" / "ui" / "static"
+    listed, literal = _js_list(static / "stream.js", "EVENT_KINDS", "];")
+    if "...TERMINAL" in literal:
+        listed |= _js_list(static / "format.js", "TERMINAL", ";")[0]
     assert {"tick", "log", "text"} <= written
     assert written <= listed, written - listed

@@ -39,7 +39,7 @@ def make_app():
 
     yield make
     for app in apps:
-        app.extensions["ops"].executor.shutdown(grace=5)
+        app.extensions["services"].executor.shutdown(grace=5)
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:

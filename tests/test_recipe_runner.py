@@ -138,7 +138,7 @@ def test_shutdown_stops_running_recipes(make_tasks, spawned):
     tasks = make_tasks()
     task_id = tasks.create(recipe="stubborn")
     spawned += pids_in(tasks.wait_lines(task_id, 2))
-    tasks.admin.client.application.extensions["ops"].executor.shutdown(grace=5)
+    tasks.admin.client.application.extensions["services"].executor.shutdown(grace=5)
     data = tasks.terminal(task_id)["data"]
     assert (data["reason"], data["stopped_with"]) == ("shutdown", "SIGKILL")
     assert not any(process_alive(pid) for pid in spawned)

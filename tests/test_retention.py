@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.retention import RetentionSweeper
+from app.store.retention import RetentionSweeper
 from app.store import MemoryStore, TaskNotFound, TaskStatus
 
 

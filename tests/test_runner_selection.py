@@ -25,7 +25,7 @@ def make_admin():
 
     yield make
     for app in apps:
-        app.extensions["ops"].executor.shutdown(grace=5)
+        app.extensions["services"].executor.shutdown(grace=5)
 
 
 def refused(admin, status, body):

@@ -73,14 +73,14 @@ def test_heartbeat_while_idle_then_events(admin_for):
 
 def test_client_disconnect_closes_the_stream(admin_for):
     admin = admin_for(dev_tick_seconds=30, heartbeat_seconds=0.05)
-    ops = admin.client.application.extensions["ops"]
+    services = admin.client.application.extensions["services"]
     task_id = admin.create()["id"]
     response = stream(admin, task_id, buffered=False)
     chunks = iter(response.response)
     assert next(chunks).startswith(b"retry:")
-    assert ops.streams.open == 1
+    assert services.streams.open == 1
     response.close()  # what the server does when the client goes away
-    assert ops.streams.open == 0
+    assert services.streams.open == 0
     admin.post(f"/ops/tasks/{task_id}/cancel")
     wait_until(lambda: admin.get(f"/ops/tasks/{task_id}").get_json()["status"] == "canceled")
 
@@ -117,10 +117,10 @@ def test_stream_ends_at_its_maximum_lifetime_and_resumes(admin_for):
 
 def test_an_event_with_a_lone_surrogate_still_streams(admin_for):
     admin = admin_for(dev_tick_seconds=30)
-    ops = admin.client.application.extensions["ops"]
+    services = admin.client.application.extensions["services"]
     task_id = admin.create()["id"]
-    ops.store.append_event(task_id, "log", {"line": "broken \ud800 text"})
-    ops.executor.cancel(task_id)
+    services.store.append_event(task_id, "log", {"line": "broken \ud800 text"})
+    services.executor.cancel(task_id)
     got = events(stream(admin, task_id).get_data(as_text=True))
     assert [e["kind"] for e in got][-2:] == ["log", "canceled"]
     assert got[-2]["data"]["data"]["line"] == "broken \ud800 text"

@@ -45,8 +45,8 @@ def supabase_apps(supabase_db):
     apps = [create_app(settings), create_app(settings)]
     yield apps
     for app in apps:
-        app.extensions["ops"].executor.shutdown(grace=5)
-        app.extensions["ops"].store.close()
+        app.extensions["services"].executor.shutdown(grace=5)
+        app.extensions["services"].store.close()
 
 
 @pytest.mark.live
@@ -58,7 +58,8 @@ def test_app_streams_and_cancels_across_apps(supabase_apps):
     assert [e["kind"] for e in events(response.get_data(as_text=True))] == DEV_KINDS
 
     # Ticks long enough that the task is surely still running when the cancel arrives.
-    supabase_apps[0].extensions["ops"].executor.runners["dev"] = DevRunner(tick_seconds=30, ticks=4)
+    runners = supabase_apps[0].extensions["services"].executor.runners
+    runners["dev"] = DevRunner(tick_seconds=30, ticks=4)
     long = first.create(title="long")
     wait_until(lambda: second.get(f"/ops/tasks/{long['id']}").get_json()["status"] == "running")
     canceled = second.post(f"/ops/tasks/{long['id']}/cancel")

@@ -1,18 +1,24 @@
 """The HTTP layer: one blueprint per resource under ``/ops``, all admin-gated but ``/ops/ui`` and
-``/ops/openapi.json``."""
+``/ops/openapi.json``; the one error map, request logs, security headers, ``/metrics``."""
+
+from __future__ import annotations
 
 from flask import Flask
 
 from .parsing import TaskIdConverter
 
 
-def register_blueprints(app: Flask) -> None:
-    from . import health, openapi, recipes, stream, tasks, ui
+def init_app(app: Flask, settings, metrics) -> None:
+    """Register every blueprint and request hook on ``app``."""
+    from . import (errors, health, metrics as metrics_view, openapi, recipes, request_log,
+                   security, stream, tasks, ui)
+    from .proxy import TrustedProxyFix
 
     app.url_map.converters["task_id"] = TaskIdConverter
-    app.register_blueprint(tasks.bp)
-    app.register_blueprint(stream.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(recipes.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(ui.bp)
+    for blueprint in (tasks.bp, stream.bp, health.bp, recipes.bp, openapi.bp, ui.bp):
+        app.register_blueprint(blueprint)
+    errors.init_app(app)
+    security.init_app(app, settings.cors_origins)
+    request_log.init_app(app)
+    metrics_view.init_app(app, metrics)
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.trusted_proxies)

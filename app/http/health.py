@@ -4,8 +4,8 @@ import logging
 
 from flask import Blueprint, jsonify
 
-from ..errors import error_response
-from ..extensions import ops
+from .errors import error_response
+from ..services import services
 
 bp = Blueprint("health", __name__)
 
@@ -21,7 +21,7 @@ def healthz():
 def readyz():
     """200 when the store answers, else 503; why goes to the log, never to the caller."""
     try:
-        ops().store.check()
+        services().store.check()
     except Exception as error:
         log.warning("not ready: the store check failed: %s: %s", type(error).__name__, error)
         return error_response("not ready", 503, {"Retry-After": "5"})

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from flask import Blueprint, jsonify
 
-from ..errors import ApiError
+from .errors import ApiError
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 

@@ -10,7 +10,7 @@ from flask import request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
-from ..errors import ApiError, Invalid
+from .errors import ApiError, Invalid
 
 MAX_ID = 2**63 - 1  # bigint, the ids' column type
 # C0/C1 control characters other than tab, newline and carriage return.

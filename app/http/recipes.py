@@ -3,7 +3,7 @@
 from flask import Blueprint, jsonify
 
 from ..auth.admin import admin_required
-from ..extensions import ops
+from ..services import services
 
 bp = Blueprint("recipes", __name__, url_prefix="/ops")
 
@@ -12,6 +12,6 @@ bp = Blueprint("recipes", __name__, url_prefix="/ops")
 @admin_required
 def list_recipes():
     """Every recipe of ``OPS_RECIPES`` (none when it is not set); environment values stay hidden."""
-    book = ops().settings.recipes
+    book = services().settings.recipes
     return jsonify({"configured": book is not None,
                     "recipes": [recipe.to_dict() for recipe in (book.recipes if book else ())]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..auth.admin import admin_required, stream_access_required
-from ..extensions import ops
+from ..services import services
 from ..store import isoformat
 from ..stream import event_stream
 from .parsing import MAX_ID, int_arg, int_field, json_object
@@ -22,21 +22,21 @@ SSE_HEADERS = {
 @stream_access_required
 def stream_task(task_id: int):
     """Replay events after ``Last-Event-ID`` (or ``?last_event_id=``), then stream live ones."""
-    o = ops()
-    task = o.store.get_task(task_id)  # 404 before any stream starts
+    svc = services()
+    task = svc.store.get_task(task_id)  # 404 before any stream starts
     # The header wins: on a reconnect EventSource sends it with the first URL, whose
     # ?last_event_id= is then stale. The query is checked all the same; an empty header is none.
     last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID)
     header = request.headers.get("Last-Event-ID")
     if header:
         last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
-    o.streams.admit()  # 503 past the cap; released when the server closes the response
-    _limit_send_time(o.settings.stream_send_timeout)
-    body = event_stream(o.store, task_id, last_id, finished=task.status.is_terminal,
-                        heartbeat=o.settings.heartbeat_seconds, retry_ms=o.settings.retry_ms,
-                        max_seconds=o.settings.stream_max_seconds, tracker=o.streams)
+    svc.streams.admit()  # 503 past the cap; released when the server closes the response
+    _limit_send_time(svc.settings.stream_send_timeout)
+    body = event_stream(svc.store, task_id, last_id, finished=task.status.is_terminal,
+                        heartbeat=svc.settings.heartbeat_seconds, retry_ms=svc.settings.retry_ms,
+                        max_seconds=svc.settings.stream_max_seconds, tracker=svc.streams)
     response = Response(body, mimetype="text/event-stream", headers=SSE_HEADERS)
-    response.call_on_close(o.streams.release)
+    response.call_on_close(svc.streams.release)
     return response
 
 
@@ -62,7 +62,7 @@ def create_stream_token():
     """A short-lived token that lets an EventSource stream one task without the admin token."""
     payload = json_object({"task_id"})
     task_id = int_field(payload.get("task_id"), "task_id", high=MAX_ID)
-    ops().store.get_task(task_id)  # 404 for an unknown task
-    token, expires_at = ops().tokens.mint(task_id)
+    services().store.get_task(task_id)  # 404 for an unknown task
+    token, expires_at = services().tokens.mint(task_id)
     return jsonify({"token": token, "expires_at": isoformat(expires_at), "task_id": task_id,
                     "stream_url": url_for("stream.stream_task", task_id=task_id, token=token)})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..auth.admin import admin_required
-from ..errors import Invalid
+from .errors import Invalid
 from ..executor import choose_runner
-from ..extensions import ops
+from ..services import services
 from ..store import TaskStatus, isoformat
 from .parsing import int_arg, json_object, text_field
 
@@ -23,7 +23,7 @@ def create_task():
     """Queue a task; 201 with its id, status and a stream token for EventSource.
 
     ``recipe`` and ``params`` name a command recipe; they are checked before anything starts."""
-    state = ops()
+    state = services()
     settings = state.settings
     payload = json_object(TASK_FIELDS)
     title = text_field(payload, "title", max_length=settings.max_title_length, required=True,
@@ -45,7 +45,7 @@ def create_task():
 def task_path(task_id: int) -> str:
     """``url_for("tasks.get_task", ...)``, the stream's URL being this plus ``/stream``
     (tests/test_tasks_api.py checks both against the URL map). Written out because building
-    URLs through the map cost a twentieth of each task's creation."""
+    URLs through the map was a measurable part of a create (docs/performance.md)."""
     return f"{request.script_root}{bp.url_prefix}/tasks/{task_id}"
 
 
@@ -62,7 +62,7 @@ def list_tasks():
         except ValueError:
             choices = ", ".join(s.value for s in TaskStatus)
             raise Invalid(f"status must be one of {choices}, got {status[:40]!r}") from None
-    tasks = ops().store.list_tasks(limit, status or None, cursor)
+    tasks = services().store.list_tasks(limit, status or None, cursor)
     next_cursor = tasks[-1].id if len(tasks) == limit else None
     return jsonify({"tasks": [t.to_dict() for t in tasks], "next_cursor": next_cursor})
 
@@ -70,14 +70,14 @@ def list_tasks():
 @bp.get("/tasks/<task_id:task_id>")
 @admin_required
 def get_task(task_id: int):
-    return jsonify(ops().store.get_task(task_id).to_dict())
+    return jsonify(services().store.get_task(task_id).to_dict())
 
 
 @bp.post("/tasks/<task_id:task_id>/cancel")
 @admin_required
 def cancel_task(task_id: int):
     """Best effort: a queued task ends at once, a running one at its next checkpoint."""
-    task = ops().executor.cancel(task_id)
+    task = services().executor.cancel(task_id)
     response = jsonify(task.to_dict())
     response.status_code = 202 if not task.status.is_terminal else 200
     return response
@@ -87,5 +87,6 @@ def cancel_task(task_id: int):
 @admin_required
 def stats():
     """What this process is doing: its workers, queue and open streams."""
-    return jsonify({**ops().executor.stats(), "streams_open": ops().streams.open,
-                    "store": type(getattr(ops().store, "inner", ops().store)).__name__})
+    current = services()
+    return jsonify({**current.executor.stats(), "streams_open": current.streams.open,
+                    "store": type(getattr(current.store, "inner", current.store)).__name__})

@@ -1,4 +1,8 @@
-"""The Server-Sent Events stream of a task's events."""
+"""The Server-Sent Events stream of a task's events.
+
+:mod:`.sse` writes it; :mod:`.reader` reads such a stream back into messages, for the
+command line and the LLM runner.
+"""
 
 from .sse import (StreamsClosing, StreamTracker, TooManyStreams, event_stream,
                   format_event)

@@ -47,13 +47,17 @@ class StreamsClosing(Exception):
 
 
 class StreamTracker:
-    """Counts this process's open streams, caps them, and ends them all at shutdown."""
+    """Counts this process's open streams, caps them, and ends them all at shutdown.
 
-    def __init__(self, limit: int | None = None) -> None:
+    ``gauge`` (anything with ``inc()`` and ``dec()``, such as a Prometheus gauge) follows the
+    count."""
+
+    def __init__(self, limit: int | None = None, gauge=None) -> None:
         self._lock = threading.Lock()
         self.limit = limit
         self.open = 0
         self.closing = False
+        self._gauge = gauge
 
     def admit(self) -> None:
         """Count a new stream in, or refuse it; ``release`` must follow (on response close)."""
@@ -64,10 +68,14 @@ class StreamTracker:
                 raise TooManyStreams(f"this server already serves {self.limit} streams; "
                                      "retry shortly")
             self.open += 1
+        if self._gauge is not None:
+            self._gauge.inc()
 
     def release(self) -> None:
         with self._lock:
             self.open -= 1
+        if self._gauge is not None:
+            self._gauge.dec()
 
     def close_all(self) -> None:
         """Make every stream end after its current wait (they check ``closing``)."""

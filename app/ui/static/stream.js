@@ -8,14 +8,12 @@
 
 import { TERMINAL } from "./format.js";
 
-// EventSource dispatches an event only to listeners of its name (the event's kind): these are
-// the kinds the runners emit. A runner with a new kind adds it here.
 // Every kind a runner writes (a named SSE event reaches only listeners for its name):
 // lifecycle, the dev runner's tick, the recipe runner's log/log_skipped/log_limit, the LLM
 // runner's text. tests/test_dashboard_ui.py checks this list against the runners' code.
 export const EVENT_KINDS = [
   "created", "status", "tick", "log", "log_skipped", "log_limit", "text", "message",
-  "done", "failed", "canceled",
+  ...TERMINAL,
 ];
 
 const RENEW_MARGIN_MS = 15_000; // renew this long before the token expires...

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from .store import StoreUnavailable, TaskStore
+from .base import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
 

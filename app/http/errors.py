@@ -7,10 +7,10 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .auth.stream_tokens import TokenForOtherTask, TokenInvalid
-from .executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
-from .store import StoreUnavailable, TaskFinished, TaskNotFound
-from .stream import StreamsClosing, TooManyStreams
+from ..auth import TokenForOtherTask, TokenInvalid, Unauthenticated
+from ..executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
+from ..store import StoreUnavailable, TaskFinished, TaskNotFound
+from ..stream import StreamsClosing, TooManyStreams
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,6 @@ class ApiError(Exception):
         self.extra = extra
 
 
-class Unauthorized(ApiError):
-    status = 401
-
-
 class Invalid(ApiError):
     """A well-formed request whose fields are wrong (422)."""
 
@@ -40,6 +36,7 @@ class Invalid(ApiError):
 
 # Domain exceptions and the status each one answers with.
 _STATUS = {
+    Unauthenticated: 401,
     TaskNotFound: 404,
     TaskFinished: 409,
     TokenInvalid: 401,
@@ -66,7 +63,8 @@ def error_response(message: str, code: int, headers=None, **extra):
     return response
 
 
-def register_error_handlers(app: Flask) -> None:
+def init_app(app: Flask) -> None:
+    """Answer every error, ours and werkzeug's, as JSON."""
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
         return error_response(error.message, error.status, **error.extra)

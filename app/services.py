@@ -1,0 +1,31 @@
+"""The service objects one app owns, kept in ``app.extensions["services"]``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flask import Flask, current_app
+
+from .auth import StreamTokens
+from .config import Settings
+from .executor import Executor
+from .store import TaskStore
+from .store.retention import RetentionSweeper
+from .stream import StreamTracker
+
+EXTENSION = "services"
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    store: TaskStore
+    executor: Executor
+    tokens: StreamTokens
+    streams: StreamTracker
+    retention: RetentionSweeper | None = None
+
+
+def services(app: Flask | None = None) -> Services:
+    """The service objects of ``app`` (default: the current app)."""
+    return (app or current_app).extensions[EXTENSION]
