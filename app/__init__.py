@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .http import register_blueprints, security
     from .logs import init_request_logging
     from .metrics import MeteredStreamTracker, Metrics, init_metrics
-    from .observed_store import ObservedStore
+    from .store.observed import ObservedStore
     from .proxy import TrustedProxyFix
     from .retention import RetentionSweeper
     from .store import make_store

@@ -22,8 +22,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .base import (Event, StoreUnavailable, TaskFinished, TaskStatus, TERMINAL_KINDS)
-from .supabase_rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, \
+from ..base import (Event, StoreUnavailable, TaskFinished, TaskStatus, TERMINAL_KINDS)
+from .rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, \
     event_from_row
 
 log = logging.getLogger(__name__)

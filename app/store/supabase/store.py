@@ -4,8 +4,8 @@ A task row holds only ``id, created_at, title, status``; the rest is derived fro
 lifecycle events (see :mod:`.base`). The row's status may also be ``canceling``: a cancel
 asked for, from any process, that the process running the task has not acted on yet; the API
 shows it as ``cancel_requested``. Who writes what (one writer per task's events), how
-streams poll, how outages and orphans are handled: :mod:`.supabase_writer`,
-:mod:`.supabase_pollers`, :mod:`.supabase_orphans`, and ``docs/supabase.md``.
+streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`,
+:mod:`.leases`, and ``docs/supabase.md``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import threading
 import time
 from typing import Any
 
-from .base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
+from ..base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
                    TaskStore, StoreUnavailable, TERMINAL_KINDS)
-from .supabase_orphans import OrphanSweeper
-from .supabase_pollers import PollerHub
-from .supabase_rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest,
+from .leases import OrphanSweeper
+from .pollers import PollerHub
+from .rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest,
                             event_from_row, task_from_row)
-from .supabase_schema import check_schema
-from .supabase_writer import LEASE, TaskWriter
+from .schema import check_schema
+from .writer import LEASE, TaskWriter
 
 log = logging.getLogger(__name__)
 

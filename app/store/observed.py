@@ -17,8 +17,8 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from .metrics import Metrics
-from .store import Event, StoreUnavailable, Task, TaskStatus, TaskStore
+from ..metrics import Metrics
+from .base import Event, StoreUnavailable, Task, TaskStatus, TaskStore
 
 log = logging.getLogger("app.tasks")
 

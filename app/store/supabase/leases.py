@@ -19,9 +19,9 @@ import logging
 import time
 from typing import Callable
 
-from .base import StoreUnavailable, TaskFinished, TaskStatus
-from .supabase_rest import EVENTS, TASKS, SupabaseRest
-from .supabase_writer import UNFINISHED, TaskWriter
+from ..base import StoreUnavailable, TaskFinished, TaskStatus
+from .rest import EVENTS, TASKS, SupabaseRest
+from .writer import UNFINISHED, TaskWriter
 
 log = logging.getLogger(__name__)
 
