@@ -26,10 +26,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .http import register_blueprints, security
     from .logs import init_request_logging
     from .metrics import MeteredStreamTracker, Metrics, init_metrics
-    from .store.observed import ObservedStore
     from .proxy import TrustedProxyFix
     from .retention import RetentionSweeper
-    from .store import make_store
+    from .store import ObservedStore, make_store
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -42,10 +41,15 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     metrics = Metrics()
     store = ObservedStore(store or make_store(settings), metrics)
     runners = build_runners(settings)
+
+    def count_tasks(queued: int, running: int) -> None:
+        metrics.tasks_queued.set(queued)
+        metrics.tasks_running.set(running)
+
     executor = Executor(store, runners, workers=settings.workers,
                         queue_size=settings.queue_size, task_timeout=settings.task_timeout,
                         # a store shared by processes is watched for cancels at its poll pace
-                        watch_interval=getattr(store, "cancel_poll_seconds", None) or 1.0)
+                        watch_interval=store.cancel_poll_seconds or 1.0, on_counts=count_tasks)
     retention = (RetentionSweeper(store, settings.retention_seconds,
                                   interval=settings.retention_interval)
                  if settings.retention_seconds else None)

@@ -88,4 +88,4 @@ def cancel_task(task_id: int):
 def stats():
     """What this process is doing: its workers, queue and open streams."""
     return jsonify({**ops().executor.stats(), "streams_open": ops().streams.open,
-                    "store": type(getattr(ops().store, "inner", ops().store)).__name__})
+                    "store": ops().store.backend_name})
