@@ -117,6 +117,7 @@ class Executor:
                 break
             if task_id is not None:
                 leftovers.append(task_id)
+                self._release()  # off the queue, and no worker will take it now
         with self._lock:
             leftovers.extend(self._running)
         for task_id in leftovers:
