@@ -6,9 +6,9 @@ from .base import (Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStor
 from .memory import MemoryStore
 from .observed import ObservedStore
 
-__all__ = ["Event", "MemoryStore", "ObservedStore", "StoreError", "StoreUnavailable", "Task", "TaskFinished",
-           "TaskNotFound", "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES",
-           "isoformat", "make_store"]
+__all__ = ["Event", "MemoryStore", "ObservedStore", "StoreError", "StoreUnavailable", "Task",
+           "TaskFinished", "TaskNotFound", "TaskStatus", "TaskStore", "TERMINAL_KINDS",
+           "TERMINAL_STATUSES", "isoformat", "make_store"]
 
 
 def make_store(settings) -> TaskStore:

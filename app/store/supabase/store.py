@@ -1,7 +1,7 @@
 """The Supabase store: tasks in ``va_tasks``, events in ``va_task_events``, shared by processes.
 
 A task row holds only ``id, created_at, title, status``; the rest is derived from the task's
-lifecycle events (see :mod:`.base`). The row's status may also be ``canceling``: a cancel
+lifecycle events (see :mod:`app.store.base`). The row's status may also be ``canceling``: a cancel
 asked for, from any process, that the process running the task has not acted on yet; the API
 shows it as ``cancel_requested``. Who writes what (one writer per task's events), how
 streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`,
@@ -17,11 +17,11 @@ import time
 from typing import Any
 
 from ..base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
-                   TaskStore, StoreUnavailable, TERMINAL_KINDS)
+                    TaskStore, StoreUnavailable, TERMINAL_KINDS)
 from .leases import Leases
 from .pollers import PollerHub
-from .rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest,
-                            event_from_row, task_from_row)
+from .rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest, event_from_row,
+                   task_from_row)
 from .schema import check_schema
 from .writer import LEASE, TaskWriter
 

@@ -23,8 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ..base import (Event, StoreUnavailable, TaskFinished, TaskStatus, TERMINAL_KINDS)
-from .rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, \
-    event_from_row
+from .rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, event_from_row
 
 log = logging.getLogger(__name__)
 
