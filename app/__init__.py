@@ -26,9 +26,8 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .cli import cli as ops_cli
     from .executor import Executor, build_runners
     from .metrics import Metrics
-    from .observed_store import ObservedStore
     from .services import EXTENSION, Services
-    from .store import make_store
+    from .store import ObservedStore, make_store
     from .store.retention import RetentionSweeper
     from .stream import StreamTracker
 
@@ -43,10 +42,15 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     metrics = Metrics()
     store = ObservedStore(store or make_store(settings), metrics)
     runners = build_runners(settings)
+
+    def count_tasks(queued: int, running: int) -> None:
+        metrics.tasks_queued.set(queued)
+        metrics.tasks_running.set(running)
+
     executor = Executor(store, runners, workers=settings.workers,
                         queue_size=settings.queue_size, task_timeout=settings.task_timeout,
                         # a store shared by processes is watched for cancels at its poll pace
-                        watch_interval=getattr(store, "cancel_poll_seconds", None) or 1.0)
+                        watch_interval=store.cancel_poll_seconds or 1.0, on_counts=count_tasks)
     retention = (RetentionSweeper(store, settings.retention_seconds,
                                   interval=settings.retention_interval)
                  if settings.retention_seconds else None)

@@ -6,9 +6,9 @@ set (``gunicorn.conf.py`` sees to it) before any worker imports ``prometheus_cli
 worker then writes its values to files there, and a scrape of any worker sums them all.
 Gauges are per-process values summed over the live workers (``livesum``).
 
-Task and event figures come from :class:`app.observed_store.ObservedStore`, open streams from
-the stream tracker (:class:`app.stream.StreamTracker`), request latency from the HTTP
-layer's hooks.
+Task and event figures come from :class:`app.store.observed.ObservedStore`, queued and running
+tasks from the executor's counts, open streams from the stream tracker
+(:class:`app.stream.StreamTracker`), request latency from the HTTP layer's hooks.
 """
 
 from __future__ import annotations

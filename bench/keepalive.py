@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENT = """
 from gevent import monkey; monkey.patch_all()
 import sys, time, gevent
-from app.store.supabase_rest import SupabaseRest
+from app.store.supabase.rest import SupabaseRest
 port, greenlets, each, idle = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rest = SupabaseRest(f"http://127.0.0.1:{port}", "bench-service-role-key-0123456789", 10,
                     max_idle_connections=None if idle == "all" else int(idle))
@@ -49,7 +49,7 @@ def measure(port: int, idle: str, greenlets: int = 50, each: int = 40) -> float:
 
 
 def main() -> None:
-    from app.store.supabase_rest import MAX_IDLE_CONNECTIONS
+    from app.store.supabase.rest import MAX_IDLE_CONNECTIONS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)

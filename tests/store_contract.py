@@ -1,5 +1,6 @@
 """The store contract's tests, written once; each backend's test module subclasses
-:class:`StoreContract` and provides a ``store`` fixture (a fresh, empty store)."""
+:class:`StoreContract` and provides a ``store`` fixture (a fresh, empty store: its ids start
+at 1, as in a new database)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class StoreContract:
         [created] = store.events_after(task.id, 0)
         assert created.kind == "created" and created.task_id == task.id
         assert created.data["body"] == "notes\nmore"
+
+    def test_ids_start_at_one(self, store):
+        assert store.create_task("first", None, "dev").id == 1
 
     def test_ids_increase(self, store):
         first = store.create_task("a", None, "dev")
@@ -83,6 +87,24 @@ class StoreContract:
         assert [e.kind for e in store.events_after(task.id, 0)] == ["created", "canceled"]
         with pytest.raises(TaskFinished):
             store.request_cancel(task.id)
+
+    def test_endings_written_by_the_store_are_reported_once(self, store):
+        heard = []
+        store.on_task_ended(lambda *ending: heard.append(ending))
+        queued = store.create_task("queued", None, "dev")
+        store.request_cancel(queued.id)
+        [(task_id, status, data, finished_at)] = heard
+        assert (task_id, status) == (queued.id, TaskStatus.CANCELED)
+        assert data["reason"] == "canceled before it started"
+        assert finished_at == store.get_task(queued.id).finished_at
+        with pytest.raises(TaskFinished):
+            store.request_cancel(queued.id)
+        running = store.create_task("running", None, "dev")
+        store.mark_running(running.id)
+        store.request_cancel(running.id)  # a flag, not an ending
+        store.finish(running.id, TaskStatus.CANCELED, {"reason": "canceled by an admin"})
+        assert len(heard) == 1  # an ending through finish() is its caller's to tell
+        store.on_task_ended(None)
 
     def test_cancel_running_flags_it(self, store):
         task = store.create_task("t", None, "dev")

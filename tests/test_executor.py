@@ -113,3 +113,33 @@ def test_shutdown_fails_queued_tasks_and_refuses_new_ones(make_executor):
         assert final.status == TaskStatus.FAILED and final.error == "shutdown"
     with pytest.raises(ShuttingDown):
         executor.submit("slow", None, "scripted")
+
+
+def test_counts_follow_the_queue_and_the_workers(make_executor):
+    counts = []
+    gate = threading.Event()
+    executor = make_executor({"wait": lambda ctx: gate.wait(10)}, workers=1, queue_size=5,
+                             on_counts=lambda queued, running: counts.append((queued, running)))
+    tasks = [executor.submit("wait", None, "scripted") for _ in range(3)]
+    wait_until(lambda: counts[-1] == (2, 1))
+    assert executor.stats()["queued"] == 2 and executor.stats()["running"] == 1
+    gate.set()
+    for task in tasks:
+        ended(executor, task.id)
+    wait_until(lambda: counts[-1] == (0, 0))
+    assert max(running for _, running in counts) == 1  # one worker
+
+
+def test_shutdown_takes_leftovers_off_the_counts(make_executor):
+    counts = []
+    gate = threading.Event()
+    executor = make_executor({"stuck": lambda ctx: gate.wait(10)}, workers=1, queue_size=5,
+                             on_counts=lambda queued, running: counts.append((queued, running)))
+    executor.submit("stuck", None, "scripted")
+    queued = executor.submit("stuck", None, "scripted")
+    wait_until(lambda: counts[-1] == (1, 1))
+    executor.shutdown(grace=0.1)  # the runner ignores the stop: its task is a leftover
+    assert executor.store.get_task(queued.id).status == TaskStatus.FAILED
+    assert counts[-1] == (0, 1)  # the queued one left the queue; the stuck one still runs
+    gate.set()
+    wait_until(lambda: counts[-1] == (0, 0))

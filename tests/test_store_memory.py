@@ -13,9 +13,6 @@ class TestMemoryStore(StoreContract):
         yield store
         store.close()
 
-    def test_ids_start_at_one(self, store):
-        assert store.create_task("first", None, "dev").id == 1
-
 
 def test_close_wakes_waiters():
     import threading

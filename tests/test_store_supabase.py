@@ -13,6 +13,3 @@ class TestSupabaseStore(StoreContract):
     def store(self, supabase_db):
         with open_store(supabase_db) as store:
             yield store
-
-    def test_ids_start_at_one(self, store):
-        assert store.create_task("first", None, "dev").id == 1

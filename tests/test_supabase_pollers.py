@@ -4,7 +4,7 @@ sooner when this process wrote, but not more often than the nudged gap."""
 import threading
 import time
 
-from app.store.supabase_pollers import PollerHub
+from app.store.supabase.pollers import PollerHub
 
 
 def test_a_slow_poll_does_not_stretch_the_interval():

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from app.store.supabase_rest import MAX_IDLE_CONNECTIONS, SupabaseRest
+from app.store.supabase.rest import MAX_IDLE_CONNECTIONS, SupabaseRest
 from keepalive_server import KeepAliveServer
 from live import wait_until
 

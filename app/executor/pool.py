@@ -35,7 +35,8 @@ class Executor:
 
     def __init__(self, store: TaskStore, runners: Mapping[str, Runner], *, workers: int = 4,
                  queue_size: int = 100, task_timeout: float | None = None,
-                 watch_interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+                 watch_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 on_counts: Callable[[int, int], None] | None = None):
         self.store = store
         self.runners = dict(runners)
         self.workers = workers
@@ -49,6 +50,7 @@ class Executor:
         self._running: dict[int, tuple[RunContext, float]] = {}
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
+        self._on_counts = on_counts  # told (queued, running) at each change, under the lock
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -63,6 +65,7 @@ class Executor:
             if self._pending >= self.capacity:
                 raise QueueFull(f"the queue is full ({self.capacity - self.workers} waiting)")
             self._pending += 1
+            self._counts_changed()
             self._start_threads()
         try:
             task = self.store.create_task(title, body, runner, extra)
@@ -114,6 +117,7 @@ class Executor:
                 break
             if task_id is not None:
                 leftovers.append(task_id)
+                self._release()  # off the queue, and no worker will take it now
         with self._lock:
             leftovers.extend(self._running)
         for task_id in leftovers:
@@ -154,12 +158,13 @@ class Executor:
         ctx = RunContext(task, self.store)
         with self._lock:
             self._running[task_id] = (ctx, self._clock())
+            self._counts_changed()
             if self._closing.is_set():
                 ctx.stop(TaskStatus.FAILED, "shutdown")
         if task.cancel_requested or self.store.is_cancel_requested(task_id):
             ctx.stop(TaskStatus.CANCELED, "canceled by an admin")
         runner = self.runners[task.runner]
-        # State changes are logged (and counted) where they are written: app.observed_store.
+        # State changes are logged (and counted) where they are written: app.store.observed.
         try:
             status, data = TaskStatus.DONE, runner.run(task, ctx) or {}
         except TaskStopped as stop:
@@ -183,10 +188,17 @@ class Executor:
             self._pending -= 1
             if task_id is not None:
                 self._running.pop(task_id, None)
+            self._counts_changed()
+
+    def _counts_changed(self) -> None:
+        """Report the queue depth and the running count (the lock is held: in order)."""
+        if self._on_counts is not None:
+            running = len(self._running)
+            self._on_counts(self._pending - running, running)
 
     def _watch(self) -> None:
         """Stop tasks that ran too long or were canceled through the store by another process."""
-        cross_process = getattr(self.store, "cancel_poll_seconds", None) is not None
+        cross_process = self.store.cancel_poll_seconds is not None
         while not self._closing.wait(self._watch_interval):
             with self._lock:
                 running = list(self._running.items())

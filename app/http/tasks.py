@@ -89,4 +89,4 @@ def stats():
     """What this process is doing: its workers, queue and open streams."""
     current = services()
     return jsonify({**current.executor.stats(), "streams_open": current.streams.open,
-                    "store": type(getattr(current.store, "inner", current.store)).__name__})
+                    "store": current.store.backend_name})

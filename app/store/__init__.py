@@ -1,12 +1,14 @@
-"""Task stores: one contract (:mod:`.base`), one backend per module."""
+"""Task stores: one contract (:mod:`.base`), one backend per module (the Supabase one a
+package), and :class:`ObservedStore`, the wrapper the app uses."""
 
 from .base import (Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore, StoreError,
                    StoreUnavailable, TERMINAL_KINDS, TERMINAL_STATUSES, isoformat)
 from .memory import MemoryStore
+from .observed import ObservedStore
 
-__all__ = ["Event", "MemoryStore", "StoreError", "StoreUnavailable", "Task", "TaskFinished",
-           "TaskNotFound", "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES",
-           "isoformat", "make_store"]
+__all__ = ["Event", "MemoryStore", "ObservedStore", "StoreError", "StoreUnavailable", "Task",
+           "TaskFinished", "TaskNotFound", "TaskStatus", "TaskStore", "TERMINAL_KINDS",
+           "TERMINAL_STATUSES", "isoformat", "make_store"]
 
 
 def make_store(settings) -> TaskStore:

@@ -21,14 +21,24 @@ on the task (``request_cancel``/``is_cancel_requested``), never an event written
 the running process sees it and writes the terminal ``canceled`` event itself. A queued task is
 canceled directly: ``mark_running`` and ``request_cancel`` race on the task's status and exactly
 one of them wins.
+
+Some endings are written by a backend of its own accord, not through ``finish``: the cancel of
+a queued task, and in the Supabase backend a task that could not start and an orphan failed by
+the sweep. A backend reports each such ending, once, to the listener given to
+``on_task_ended``; the wrapper that logs and counts state changes
+(:class:`app.store.observed.ObservedStore`) sees every ending that way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class TaskStatus(str, enum.Enum):
@@ -138,11 +148,46 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+EndListener = Callable[[int, TaskStatus, dict[str, Any], datetime], None]
+
+
 class TaskStore:
     """What every backend provides. All methods are safe to call from many threads/greenlets.
 
     Methods raise :class:`StoreUnavailable` when the backend cannot answer.
     """
+
+    #: None when only this process can cancel its tasks; else how often a running task's
+    #: cancel flag should be read (seconds).
+    cancel_poll_seconds: float | None = None
+
+    _end_listener: EndListener | None = None
+
+    @property
+    def backend_name(self) -> str:
+        """The backend's name (its class name), as ``/ops/stats`` shows it."""
+        return type(self).__name__
+
+    def on_task_ended(self, listener: EndListener | None) -> None:
+        """Report the endings this store writes of its own accord to ``listener``.
+
+        ``listener(task_id, status, data, finished_at)`` is called once per such ending (a
+        queued task canceled; in the Supabase backend also a task that could not start and an
+        orphan), after the write, in the thread that made it. Endings written through
+        ``finish`` are not reported: its caller knows them. One listener at a time; None
+        removes it."""
+        self._end_listener = listener
+
+    def _task_ended(self, task_id: int, status: TaskStatus, data: dict[str, Any],
+                    finished_at: datetime) -> None:
+        """Tell the listener about an ending this backend wrote by itself."""
+        listener = self._end_listener
+        if listener is None:
+            return
+        try:
+            listener(task_id, status, data, finished_at)
+        except Exception:  # the ending is written; a listener's failure must not undo that
+            log.exception("task %s: the end listener failed", task_id)
 
     def check(self) -> None:
         """Raise StoreUnavailable (with a message fit for an operator) unless the store works."""

@@ -109,17 +109,22 @@ class MemoryStore(TaskStore):
             return event
 
     def request_cancel(self, task_id):
+        ended = None
         with self._lock:
             record = self._record(task_id)
             status = record.task.status
             if status.is_terminal:
                 raise TaskFinished(task_id, status)
             if status == TaskStatus.QUEUED:
-                self.finish(task_id, TaskStatus.CANCELED, {"reason": "canceled before it started"})
+                ended = self.finish(task_id, TaskStatus.CANCELED,
+                                    {"reason": "canceled before it started"})
             else:
                 record.cancel_requested = True
                 record.task = dataclasses.replace(record.task, cancel_requested=True)
-            return record.task
+            task = record.task
+        if ended is not None:  # told outside the lock: the listener may read the store
+            self._task_ended(task_id, TaskStatus.CANCELED, ended.data, ended.created_at)
+        return task
 
     def is_cancel_requested(self, task_id):
         with self._lock:

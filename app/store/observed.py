@@ -3,11 +3,12 @@
 Every change of a task's state is a store write (see :mod:`app.store.base`), so this is the
 one place that sees them all, whichever backend runs underneath: it logs one line per state
 change (task id, runner, time spent in the previous state) and keeps the task, event and
-store-error metrics. Calls it does not know (a backend's extras) pass straight through.
+store-error metrics. Endings it does not ask for itself (a queued task's cancel, an orphan
+ended by the Supabase sweep) reach it through the backend's end listener, so each ending is
+counted and logged once, by the process that wrote it.
 
-Queue depth and running tasks are this process's own: a task counts as queued from its
-creation here until this process's executor takes it from the queue (to run it, or to find
-it already canceled), and as running until it ends here.
+How many tasks are queued and running is the executor's own count, not this wrapper's
+(``Executor(on_counts=...)``).
 """
 
 from __future__ import annotations
@@ -15,28 +16,37 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .metrics import Metrics
-from .store import Event, StoreUnavailable, Task, TaskStatus, TaskStore
+from .base import Event, StoreUnavailable, Task, TaskStatus, TaskStore
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 log = logging.getLogger("app.tasks")
 
 MAX_REASON = 200
 
 
-class ObservedStore:
-    """Wraps ``inner`` (any :class:`TaskStore`), with the same methods."""
+class ObservedStore(TaskStore):
+    """Wraps ``inner`` (any :class:`TaskStore`) and is a store itself."""
 
     def __init__(self, inner: TaskStore, metrics: Metrics):
         self.inner = inner
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._queued: dict[int, Task] = {}
-        self._running: dict[int, Task] = {}
+        # The tasks created or started here that have not ended yet, as last written: the
+        # runner and the start time their next log line reports.
+        self._live: dict[int, Task] = {}
+        inner.on_task_ended(self._ended_inside)
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
+    @property
+    def cancel_poll_seconds(self) -> float | None:
+        return self.inner.cancel_poll_seconds
+
+    @property
+    def backend_name(self) -> str:
+        return self.inner.backend_name
 
     def _call(self, operation: str, *args):
         try:
@@ -67,6 +77,9 @@ class ObservedStore:
                     limit: int = 100) -> list[Event]:
         return self._call("wait_events", task_id, after_id, timeout, limit)
 
+    def purge_finished(self, before: datetime, limit: int) -> int:
+        return self._call("purge_finished", before, limit)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -76,22 +89,20 @@ class ObservedStore:
                     extra: dict[str, Any] | None = None) -> Task:
         task = self._call("create_task", title, body, runner, extra)
         with self._lock:
-            self._queued[task.id] = task
-        m = self._metrics
-        m.tasks_created.labels(runner).inc()
-        m.events_written.inc()
-        m.tasks_queued.inc()
+            self._live[task.id] = task
+        self._metrics.tasks_created.labels(runner).inc()
+        self._metrics.events_written.inc()
         _log_change(task.id, TaskStatus.QUEUED, runner, None)
         return task
 
     def mark_running(self, task_id: int) -> Task:
         try:
             task = self._call("mark_running", task_id)
-        finally:
-            self._leave_queue(task_id)  # whatever happened, the executor took it off its queue
+        except Exception:
+            self._forget(task_id)  # it will not run here; whoever ended it told its end
+            raise
         with self._lock:
-            self._running[task_id] = task
-        self._metrics.tasks_running.inc()
+            self._live[task_id] = task
         self._metrics.events_written.inc()
         _log_change(task_id, TaskStatus.RUNNING, task.runner,
                     _seconds(task.created_at, task.started_at))
@@ -103,35 +114,37 @@ class ObservedStore:
         return event
 
     def finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> Event:
-        event = self._call("finish", task_id, status, data)
-        with self._lock:
-            task = self._running.pop(task_id, None)
-            was_running = task is not None
-            if task is None:
-                task = self._queued.pop(task_id, None)
-        if was_running:
-            self._metrics.tasks_running.dec()
-        elif task is not None:
-            self._metrics.tasks_queued.dec()
-        self._ended(task_id, TaskStatus(status), task, event.created_at, data)
+        try:
+            event = self._call("finish", task_id, status, data)
+        finally:
+            task = self._forget(task_id)
+        self._ended(task_id, TaskStatus(status), task, data, event.created_at)
         return event
 
     def request_cancel(self, task_id: int) -> Task:
-        task = self._call("request_cancel", task_id)
-        if task.status == TaskStatus.CANCELED:  # it was queued: canceled at once
-            self._ended(task_id, task.status, task, task.finished_at, {})
-        return task
+        # A queued task's cancel is an ending the backend writes: _ended_inside hears of it.
+        return self._call("request_cancel", task_id)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _leave_queue(self, task_id: int) -> None:
+    def _forget(self, task_id: int) -> Task | None:
         with self._lock:
-            queued = self._queued.pop(task_id, None)
-        if queued is not None:
-            self._metrics.tasks_queued.dec()
+            return self._live.pop(task_id, None)
+
+    def _ended_inside(self, task_id: int, status: TaskStatus, data: dict[str, Any],
+                      finished_at: datetime) -> None:
+        """The backend's end listener: an ending it wrote without a finish() from here."""
+        task = self._forget(task_id)
+        if task is None:  # created by another process: its runner and times are in the store
+            try:
+                task = self.inner.get_task(task_id)
+            except Exception as error:
+                log.debug("task %s: not read for its log line: %s", task_id, error)
+        self._ended(task_id, status, task, data, finished_at)
+        self._task_ended(task_id, status, data, finished_at)
 
     def _ended(self, task_id: int, status: TaskStatus, task: Task | None,
-               finished_at: datetime | None, data: dict[str, Any]) -> None:
+               data: dict[str, Any], finished_at: datetime | None) -> None:
         self._metrics.events_written.inc()
         self._metrics.tasks_finished.labels(status.value).inc()
         since = task and (task.started_at or task.created_at)

@@ -19,14 +19,50 @@ import logging
 import time
 from typing import Callable
 
-from .base import StoreUnavailable, TaskFinished, TaskStatus
-from .supabase_rest import EVENTS, TASKS, SupabaseRest
-from .supabase_writer import UNFINISHED, TaskWriter
+from ..base import Event, StoreUnavailable, TaskFinished, TaskStatus
+from .rest import EVENTS, TASKS, SupabaseRest
+from .writer import LEASE, UNFINISHED, TaskWriter
 
 log = logging.getLogger(__name__)
 
 SCAN = 500  # unfinished tasks looked at per sweep
 PAGES = 10  # pages of new events read per sweep, at most
+
+
+class Leases:
+    """One round per lease interval: renew this process's leases, then sweep for orphans."""
+
+    def __init__(self, rest: SupabaseRest, writer: TaskWriter, lease_seconds: float,
+                 orphan_after: float, clock: Callable[[], float] = time.monotonic):
+        self.rest = rest
+        self.writer = writer
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.sweeper = OrphanSweeper(rest, writer, orphan_after, clock)
+        self._next_round = 0.0
+
+    def maintain(self) -> list[Event]:
+        """Run a round if one is due; return the terminal events of the orphans it ended.
+
+        Raise StoreUnavailable if Supabase does not answer (the next round is not sooner)."""
+        if self.clock() < self._next_round:
+            return []
+        self._next_round = self.clock() + self.lease_seconds
+        self.renew()
+        return self.sweeper.sweep()
+
+    def renew(self) -> int:
+        """Write a ``lease`` event for each owned task silent for a lease interval."""
+        due = self.writer.silent(self.lease_seconds)
+        if due:
+            self.rest.run(self.rest.table(EVENTS).insert(
+                [{"task_id": t, "kind": LEASE, "data_json": {}} for t in due]))
+            self.writer.wrote(due)
+        return len(due)
+
+    def restart(self) -> None:
+        """After a gap in what this process saw of other tasks' leases, count anew."""
+        self.sweeper.restart()
 
 
 class OrphanSweeper:
@@ -49,8 +85,8 @@ class OrphanSweeper:
         """Forget every quiet time: after a gap in what this process saw, count anew."""
         self._quiet_since.clear()
 
-    def sweep(self) -> list[int]:
-        """One pass; return the ids of the tasks it ended."""
+    def sweep(self) -> list[Event]:
+        """One pass; return the terminal events of the tasks it ended."""
         try:
             candidates = self._unowned_unfinished()
             self._note_activity(candidates)
@@ -66,8 +102,9 @@ class OrphanSweeper:
         orphans = [t for t, since in self._quiet_since.items() if now - since >= self.orphan_after]
         ended = []
         for task_id in orphans:
-            if self._end(task_id):
-                ended.append(task_id)
+            event = self._end(task_id)
+            if event is not None:
+                ended.append(event)
         return ended
 
     def _unowned_unfinished(self) -> set[int]:
@@ -94,11 +131,11 @@ class OrphanSweeper:
             if len(rows) < 1000:
                 return
 
-    def _end(self, task_id: int) -> bool:
+    def _end(self, task_id: int) -> Event | None:
         self._quiet_since.pop(task_id, None)
         try:
-            self.writer.finish(task_id, TaskStatus.FAILED, {"reason": self.reason()})
+            event = self.writer.finish(task_id, TaskStatus.FAILED, {"reason": self.reason()})
         except TaskFinished:
-            return False  # it ended meanwhile (its owner, or another sweeper)
+            return None  # it ended meanwhile (its owner, or another sweeper)
         log.warning("task %s: ended as failed: %s", task_id, self.reason())
-        return True
+        return event

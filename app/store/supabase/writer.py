@@ -22,9 +22,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .base import (Event, StoreUnavailable, TaskFinished, TaskStatus, TERMINAL_KINDS)
-from .supabase_rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, \
-    event_from_row
+from ..base import (Event, StoreUnavailable, TaskFinished, TaskStatus, TERMINAL_KINDS)
+from .rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, event_from_row
 
 log = logging.getLogger(__name__)
 
@@ -255,23 +254,22 @@ class TaskWriter:
                              .in_("kind", sorted(TERMINAL_KINDS)).limit(1))
         return event_from_row(rows[0]) if rows else None
 
-    # -- leases ---------------------------------------------------------------------------
+    # -- leases (see .leases) -------------------------------------------------------------
 
-    def renew_leases(self, older_than: float) -> int:
-        """Write a ``lease`` event for each owned task silent for ``older_than`` seconds."""
+    def silent(self, seconds: float) -> list[int]:
+        """The owned tasks with nothing written for ``seconds`` and nothing waiting."""
         now = self._clock()
         with self._lock:
-            due = [t for t, o in self._owned.items()
-                   if not o.pending and now - o.last_write >= older_than]
-        if not due:
-            return 0
-        self.rest.run(self.rest.table(EVENTS).insert(
-            [{"task_id": t, "kind": LEASE, "data_json": {}} for t in due]))
+            return [t for t, o in self._owned.items()
+                    if not o.pending and now - o.last_write >= seconds]
+
+    def wrote(self, task_ids: list[int]) -> None:
+        """Note that something (a lease) was just written for each of these tasks."""
+        now = self._clock()
         with self._lock:
-            for task_id in due:
+            for task_id in task_ids:
                 if task_id in self._owned:
                     self._owned[task_id].last_write = now
-        return len(due)
 
     # -- internals ------------------------------------------------------------------------
 

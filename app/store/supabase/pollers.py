@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Callable
 
-from .base import Event, StoreUnavailable, TERMINAL_KINDS
+from ..base import Event, StoreUnavailable, TERMINAL_KINDS
 
 log = logging.getLogger(__name__)
 

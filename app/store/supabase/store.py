@@ -1,11 +1,11 @@
 """The Supabase store: tasks in ``va_tasks``, events in ``va_task_events``, shared by processes.
 
 A task row holds only ``id, created_at, title, status``; the rest is derived from the task's
-lifecycle events (see :mod:`.base`). The row's status may also be ``canceling``: a cancel
+lifecycle events (see :mod:`app.store.base`). The row's status may also be ``canceling``: a cancel
 asked for, from any process, that the process running the task has not acted on yet; the API
 shows it as ``cancel_requested``. Who writes what (one writer per task's events), how
-streams poll, how outages and orphans are handled: :mod:`.supabase_writer`,
-:mod:`.supabase_pollers`, :mod:`.supabase_orphans`, and ``docs/supabase.md``.
+streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`,
+:mod:`.leases`, and ``docs/supabase.md``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import threading
 import time
 from typing import Any
 
-from .base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
-                   TaskStore, StoreUnavailable, TERMINAL_KINDS)
-from .supabase_orphans import OrphanSweeper
-from .supabase_pollers import PollerHub
-from .supabase_rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest,
-                            event_from_row, task_from_row)
-from .supabase_schema import check_schema
-from .supabase_writer import LEASE, TaskWriter
+from ..base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
+                    TaskStore, StoreUnavailable, TERMINAL_KINDS)
+from .leases import Leases
+from .pollers import PollerHub
+from .rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest, event_from_row,
+                   task_from_row)
+from .schema import check_schema
+from .writer import LEASE, TaskWriter
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SupabaseStore(TaskStore):
         # wait for its next poll.
         self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget,
                                   on_stored=self._hub.nudge)
-        self._sweeper = OrphanSweeper(self._rest, self._writer, orphan_seconds)
+        self._leases = Leases(self._rest, self._writer, lease_seconds, orphan_seconds)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[float, Task]] = {}  # get_task answers, one poll long
         self._fetching: dict[int, threading.Lock] = {}
@@ -124,10 +124,13 @@ class SupabaseStore(TaskStore):
         except StoreUnavailable:
             # It cannot start; once Supabase answers again it ends failed, saying why.
             try:
-                self._writer.finish(task_id, TaskStatus.FAILED,
-                                    {"reason": "could not start: Supabase was unreachable"})
+                ended = self._writer.finish(
+                    task_id, TaskStatus.FAILED,
+                    {"reason": "could not start: Supabase was unreachable"})
             except TaskFinished:
                 pass
+            else:
+                self._task_ended(task_id, TaskStatus.FAILED, ended.data, ended.created_at)
             raise
         self._forget(task_id)
         if not rows:
@@ -188,10 +191,12 @@ class SupabaseStore(TaskStore):
         if flag("queued"):
             # It had not started (and now cannot): this process writes its end.
             try:
-                self._writer.finish(task_id, TaskStatus.CANCELED,
-                                    {"reason": "canceled before it started"})
+                ended = self._writer.finish(task_id, TaskStatus.CANCELED,
+                                            {"reason": "canceled before it started"})
             except TaskFinished:
                 pass
+            else:
+                self._task_ended(task_id, TaskStatus.CANCELED, ended.data, ended.created_at)
         elif flag("running", "canceling"):
             self._cancel_read_at = float("-inf")  # this process's own flags are stale
         else:
@@ -322,18 +327,16 @@ class SupabaseStore(TaskStore):
 
     def _maintain(self) -> None:
         """Write buffered events, renew leases and sweep orphans until closed."""
-        next_lease = 0.0
         while not self._stopping.wait(self.cancel_poll_seconds):
             try:
                 if self._writer.pending:
                     self._writer.flush()
-                if time.monotonic() >= next_lease:
-                    next_lease = time.monotonic() + self.lease_seconds
-                    self._writer.renew_leases(self.lease_seconds)
-                    for task_id in self._sweeper.sweep():
-                        self._forget(task_id)
+                for ended in self._leases.maintain():
+                    self._forget(ended.task_id)
+                    self._task_ended(ended.task_id, TaskStatus.FAILED, ended.data,
+                                     ended.created_at)
             except StoreUnavailable as error:
-                self._sweeper.restart()  # our view of other tasks' leases has a gap
+                self._leases.restart()  # our view of other tasks' leases has a gap
                 log.debug("maintenance deferred: %s", error)
             except Exception:
                 log.exception("Supabase store maintenance failed")

@@ -20,7 +20,7 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import ClientOptions, create_client
 
-from .base import TERMINAL_KINDS, Event, StoreUnavailable, Task, TaskStatus
+from ..base import TERMINAL_KINDS, Event, StoreUnavailable, Task, TaskStatus
 
 TASKS = "va_tasks"
 EVENTS = "va_task_events"

@@ -6,9 +6,8 @@ an operator can act on (the server then refuses to start: see ``gunicorn.conf.py
 
 from __future__ import annotations
 
-from .base import StoreUnavailable
-from .supabase_rest import EVENT_COLUMNS, EVENTS, TASK_COLUMNS, TASKS, SupabaseError, \
-    SupabaseRest
+from ..base import StoreUnavailable
+from .rest import EVENT_COLUMNS, EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest
 
 MIGRATION = "supabase/migrations/20261128000000_ops_tasks.sql"
 HOW_TO_MIGRATE = (f"apply {MIGRATION} (supabase db push, or run it in the SQL editor); "
