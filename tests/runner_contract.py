@@ -10,7 +10,7 @@ import pytest
 
 from app.executor import Executor
 from app.store import MemoryStore, TaskStatus, TERMINAL_KINDS
-from live import wait_until
+from tests.support.processes import wait_until
 
 
 class RunnerContract:

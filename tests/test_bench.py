@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from live import ROOT, require_program
+from tests.support.processes import ROOT, require_program
 
 
 def processes_with(marker: str) -> list[int]:

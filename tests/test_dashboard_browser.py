@@ -12,9 +12,10 @@ import json
 import pytest
 import requests
 
-from browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
-from live import ROOT, GunicornServer, wait_until
-from sse import DEV_KINDS
+from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
+from tests.support.live import GunicornServer
+from tests.support.processes import ROOT, wait_until
+from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live
 

@@ -6,9 +6,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ADMIN
-from live import GunicornServer, wait_until
-from sse import DEV_KINDS
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live
 

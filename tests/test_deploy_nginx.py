@@ -9,10 +9,11 @@ import subprocess
 import pytest
 import requests
 
-from conftest import ADMIN
-from live import GunicornServer, require_program, wait_until
-from nginx import CurlStream, NginxServer
-from sse import DEV_KINDS
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import require_program, wait_until
+from tests.support.nginx import CurlStream, NginxServer
+from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.executor import Executor, QueueFull, ShuttingDown, TaskFailed
 from app.store import MemoryStore, TaskStatus
-from live import wait_until
+from tests.support.processes import wait_until
 
 
 class ScriptedRunner:

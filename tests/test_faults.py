@@ -13,10 +13,11 @@ import socket
 import pytest
 import requests
 
-from conftest import ADMIN
-from live import GunicornServer, wait_until
-from runner_support import RECIPES
-from sse import parse_messages
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.runners import RECIPES
+from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
 HEADERS = {"X-Admin-Token": ADMIN}

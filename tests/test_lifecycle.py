@@ -9,8 +9,9 @@ import time
 import pytest
 import requests
 
-from live import GunicornServer, wait_until
-from sse import parse_messages
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
 

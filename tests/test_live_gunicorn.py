@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from app.auth.stream_tokens import StreamTokens
-from live import ROOT, GunicornServer, require_program, wait_until
-from sse import DEV_KINDS, events, parse_messages
+from tests.support.live import GunicornServer
+from tests.support.processes import ROOT, require_program, wait_until
+from tests.support.sse import DEV_KINDS, events, parse_messages
 
 pytestmark = pytest.mark.live
 

@@ -6,8 +6,8 @@ from app import Settings
 from app.executor import Executor, build_runners
 from app.executor.runners.dev import DevRunner
 from app.store import MemoryStore
-from live import wait_until
-from runner_contract import RunnerContract
+from tests.support.processes import wait_until
+from tests.runner_contract import RunnerContract
 
 
 class TestDevRunner(RunnerContract):

@@ -8,11 +8,12 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN, SECRET
-from fake_llm import answer_text
-from live import GunicornServer, wait_until
-from runner_support import RECIPES, kill_leftovers, pids_in, process_alive
-from sse import parse_messages
+from tests.support.api import ADMIN, SECRET
+from tests.support.fake_llm import answer_text
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.runners import RECIPES, kill_leftovers, pids_in, process_alive
+from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
 HEADERS = {"X-Admin-Token": ADMIN}
@@ -20,7 +21,7 @@ HEADERS = {"X-Admin-Token": ADMIN}
 
 @pytest.fixture(scope="module")
 def fake_model():
-    from fake_llm import FakeLLM
+    from tests.support.fake_llm import FakeLLM
 
     with FakeLLM(api_key="sk-gunicorn-0123456789abcdef") as server:
         yield server

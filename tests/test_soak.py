@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from live import GunicornServer, wait_until
-from soak import process_usage, soak
-from sse import DEV_KINDS
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.soak import process_usage, soak
+from tests.support.sse import DEV_KINDS
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

@@ -11,11 +11,12 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN, SECRET
-from live import GunicornServer, wait_until
-from postgres import PostgresServer
-from sse import DEV_KINDS, events, parse_messages
-from supabase_fixtures import FAST_ENV, own_gateway
+from tests.support.api import ADMIN, SECRET
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.postgres import PostgresServer
+from tests.support.sse import DEV_KINDS, events, parse_messages
+from tests.support.supabase_fixtures import FAST_ENV, own_gateway
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

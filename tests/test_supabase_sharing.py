@@ -7,8 +7,8 @@ import time
 import pytest
 
 from app.store import StoreUnavailable, TaskFinished, TaskStatus
-from live import wait_until
-from supabase_fixtures import open_store, own_gateway
+from tests.support.processes import wait_until
+from tests.support.supabase_fixtures import open_store, own_gateway
 
 pytestmark = pytest.mark.live
 
