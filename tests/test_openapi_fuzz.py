@@ -22,13 +22,13 @@ import requests
 import schemathesis
 import yaml
 
+from tests.support.api import ADMIN, HEADERS
 from tests.support.live import GunicornServer
 from tests.support.processes import ROOT
 from tests.support.runners import RECIPES
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
-ADMIN = "fuzz-admin-token-0123456789"
 METRICS_TOKEN = "fuzz-metrics-token-0123456789"
 SEED = 20261128
 EXAMPLES = 40  # per operation and phase
@@ -145,9 +145,8 @@ def test_stream_answers_match_the_description(server):
     """The stream's answers that random requests do not reach, judged by the description."""
     described = schemathesis.openapi.from_url(f"{server.url}/ops/openapi.json")
     stream = described["/ops/tasks/{task_id}/stream"]["GET"]
-    admin = {"X-Admin-Token": ADMIN}
-    mine, other = (requests.post(f"{server.url}/ops/tasks", json={"title": title},
-                                 headers=admin, timeout=10).json() for title in ("a", "b"))
+    admin = HEADERS
+    mine, other = server.admin.create("a"), server.admin.create("b")
     url = f"{server.url}/ops/tasks/{mine['id']}/stream"
     cases = [
         ({}, {}, 401),
