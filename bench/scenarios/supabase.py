@@ -1,5 +1,5 @@
 """The Supabase path: ours on the Supabase store, through the PostgREST stand-in of the tests
-(``tests/gateway``) over a real PostgreSQL (``tests/postgres.py``). No peer: Flask-SSE keeps
+(``tests/support/gateway``) over a real PostgreSQL (``tests/support/postgres.py``). No peer: Flask-SSE keeps
 nothing.
 
 - Delivery latency against the poll interval: as the latency scenario, at a smaller scale,
@@ -22,14 +22,13 @@ import dataclasses
 import glob
 import importlib.util
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from ..load import StreamClients
 from ..procs import say
 from ..report import Row, number, verdict
-from ..servers import ROOT, Ours
+from ..servers import Ours
 from . import latency
 
 SUBSCRIBERS = (1, 10, 100)
@@ -76,9 +75,8 @@ def missing() -> str | None:
 @contextlib.contextmanager
 def gateway():
     """PostgreSQL with a migrated database, and the gateway over it (the tests' own)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from gateway import GatewayProcess
-    from postgres import PostgresServer
+    from tests.support.gateway import GatewayProcess
+    from tests.support.postgres import PostgresServer
 
     postgres = PostgresServer()
     try:
