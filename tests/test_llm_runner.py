@@ -1,4 +1,5 @@
-"""The LLM runner against the loopback model server (tests/fake_llm.py), on plain threads."""
+"""The LLM runner against the loopback model server (tests/support/fake_llm.py), on plain
+threads."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Supabase path: ours on the Supabase store, through the PostgREST stand-in of the tests
-(``tests/support/gateway``) over a real PostgreSQL (``tests/support/postgres.py``). No peer: Flask-SSE keeps
-nothing.
+(``tests/support/gateway``) over a real PostgreSQL (``tests/support/postgres.py``). No peer:
+Flask-SSE keeps nothing.
 
 - Delivery latency against the poll interval: as the latency scenario, at a smaller scale,
   once per interval in ``polls``, with the clients on the server that runs the tasks (whose
@@ -158,7 +158,7 @@ def describe(scale: Scale) -> str:
     d = scale.delivery
     across = "".join(f"; on another server at {poll:g} s, {a.clients} clients on {a.tasks} "
                      f"tasks and a {a.seconds:g} s window" for poll, a in scale.across.items())
-    return (f"PostgreSQL and the tests' PostgREST stand-in (`tests/gateway`); delivery: "
+    return (f"PostgreSQL and the tests' PostgREST stand-in (`tests/support/gateway`); delivery: "
             f"{d.clients} clients on {d.tasks} tasks ticking every {d.interval} s, a "
             f"{d.seconds:g} s window, at OPS_SUPABASE_POLL_SECONDS of "
             f"{', '.join(f'{p:g}' for p in scale.polls)} s, the clients on the server running "
