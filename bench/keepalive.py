@@ -5,7 +5,7 @@ setting of ours, not the product against the peer); bench/notes.md has its figur
 
 Each measurement is a fresh gevent-patched process in which 50 greenlets share the store's
 client (``SupabaseRest``), as a worker's pollers and writers do, each sending 40 event reads
-10 ms apart to the tests' keep-alive server (``tests/keepalive_server.py``).
+10 ms apart to the tests' keep-alive server (``tests/support/keepalive_server.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .procs import Process, free_port, wait_for
-from .servers import request
+from .procs import Process, free_port, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,10 +58,12 @@ def main() -> None:
     found = {name: [] for name in settings}
     port = free_port()
     with tempfile.TemporaryDirectory() as logdir:
-        server = Process("keepalive-server", [sys.executable, "tests/keepalive_server.py",
-                                              str(port)], logdir=Path(logdir), cwd=ROOT)
+        server = Process("keepalive-server", [sys.executable, "-m",
+                                              "tests.support.keepalive_server", str(port)],
+                         logdir=Path(logdir), cwd=ROOT)
         try:
-            wait_for(lambda: _answers(port), 10, f"the keep-alive server on port {port}")
+            wait_answering(f"http://127.0.0.1:{port}/", server.popen,
+                           name="the keep-alive server", timeout=10, log=server.log)
             for _ in range(args.runs):  # alternately, the machine being shared
                 for name, idle in settings.items():
                     found[name].append(measure(port, idle))
@@ -71,13 +72,6 @@ def main() -> None:
     for name, values in found.items():
         print(f"{name}: {statistics.median(values):,.0f} µs of CPU per request "
               f"(runs: {', '.join(f'{v:,.0f}' for v in values)})")
-
-
-def _answers(port: int) -> bool:
-    try:
-        return request(port, "GET", "/", timeout=1)[0] == 200
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

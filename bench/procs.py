@@ -1,16 +1,22 @@
 """Processes the harness starts: each in its own process group, logged to a file, stopped for
-sure (SIGTERM, then SIGKILL of the whole group) however the run ends."""
+sure (SIGTERM, then SIGKILL of the whole group) however the run ends.
+
+Free ports, waiting for readiness and stopping a process group are the tests' own
+(``tests.support.processes``), so both start programs in one way."""
 
 from __future__ import annotations
 
 import os
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.support.processes import free_port, stop_process_group, wait_answering, wait_until
+
+__all__ = ["Process", "free_port", "wait_answering", "wait_until", "say", "raise_fd_limit",
+           "children", "cpu_seconds", "run_delay_seconds", "rss_kib", "load_average"]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STARTED = time.monotonic()
@@ -19,24 +25,6 @@ STARTED = time.monotonic()
 def say(message: str) -> None:
     """One progress line on stderr, with the seconds since the harness started."""
     print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until it returns a true value; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def raise_fd_limit() -> int:
@@ -85,17 +73,8 @@ class Process:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the group, wait up to ``timeout``, then SIGKILL whatever is left."""
         try:
-            if self.alive():
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+            stop_process_group(self.popen, timeout=timeout)
         finally:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait()
             self._log.close()
 
     def __enter__(self) -> Process:

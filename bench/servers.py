@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .procs import (Process, children, cpu_seconds, free_port, rss_kib, run_delay_seconds,
-                    wait_for)
+                    wait_answering, wait_until)
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-token-0123456789"
@@ -52,18 +52,14 @@ class Gunicorn:
         self.port = int(env["BENCH_PORT"])
         self.process = Process(f"{side}-gunicorn", argv, logdir=logdir, env=env, cwd=root)
         try:
-            wait_for(self._ready, START_TIMEOUT, f"{self.side} server on port {self.port}")
-            self.worker_pid = wait_for(lambda: children(self.process.pid), 5, "its worker")[0]
+            wait_answering(f"http://127.0.0.1:{self.port}/healthz", self.process.popen,
+                           name=f"the {self.side} server", timeout=START_TIMEOUT,
+                           log=self.process.log)
+            self.worker_pid = wait_until(lambda: children(self.process.pid), 5,
+                                         message="its worker")[0]
         except BaseException:
             self.process.stop()
             raise
-
-    def _ready(self) -> bool:
-        self.process.check_alive()
-        try:
-            return request(self.port, "GET", "/healthz", timeout=1)[0] == 200
-        except OSError:
-            return False
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.worker_pid)
@@ -124,7 +120,7 @@ class Redis:
                 "--maxclients", str(maxclients), "--daemonize", "no", "--logfile", ""]
         self.process = Process("redis", argv, logdir=logdir)
         try:
-            wait_for(self._ready, START_TIMEOUT, f"redis-server on port {self.port}")
+            wait_until(self._ready, START_TIMEOUT, message=f"redis-server on port {self.port}")
         except BaseException:
             self.process.stop()
             raise

@@ -6,20 +6,12 @@ import os
 
 import pytest
 
-from app import Settings, create_app
+from app import create_app
+from tests.support.api import Admin, make_settings
+from tests.support.clock import FakeClock
 # PostgreSQL and the PostgREST stand-in, for the Supabase store's tests.
-from supabase_fixtures import (postgres, supabase_db, supabase_env,  # noqa: F401
-                               supabase_gateway)
-
-ADMIN = "test-admin-token"
-SECRET = "test-stream-secret-0123456789"
-
-
-def make_settings(**overrides) -> Settings:
-    values = dict(admin_token=ADMIN, dev_mode=True, stream_secrets=(SECRET,),
-                  dev_tick_seconds=0.01, heartbeat_seconds=0.2, workers=4, queue_size=10)
-    values.update(overrides)
-    return Settings(**values)
+from tests.support.supabase_fixtures import (postgres, supabase_db, supabase_env,  # noqa: F401
+                                             supabase_gateway)
 
 
 @pytest.fixture
@@ -60,35 +52,22 @@ def client(app):
     return app.test_client()
 
 
-class Admin:
-    """Calls the API as an admin through the test client."""
-
-    def __init__(self, client):
-        self.client = client
-        self.headers = {"X-Admin-Token": ADMIN}
-
-    def create(self, title="Build X", **fields):
-        response = self.client.post("/ops/tasks", json={"title": title, **fields},
-                                    headers=self.headers)
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    def get(self, path, headers=None, **kwargs):
-        return self.client.get(path, headers={**self.headers, **(headers or {})}, **kwargs)
-
-    def post(self, path, headers=None, **kwargs):
-        return self.client.post(path, headers={**self.headers, **(headers or {})}, **kwargs)
-
-
 @pytest.fixture
 def admin(client):
     return Admin(client)
 
 
 @pytest.fixture
+def clock():
+    """A FakeClock: ``clock()`` seconds, ``clock.now()`` a datetime, ``clock.advance(s)``."""
+    return FakeClock()
+
+
+@pytest.fixture
 def fake_llm():
-    """A loopback OpenAI-compatible model server (tests/fake_llm.py) that wants an API key."""
-    from fake_llm import FakeLLM
+    """A loopback OpenAI-compatible model server (tests/support/fake_llm.py) that wants an
+    API key."""
+    from tests.support.fake_llm import FakeLLM
 
     with FakeLLM(api_key="sk-test-0123456789abcdef") as server:
         yield server

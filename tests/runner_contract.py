@@ -10,7 +10,7 @@ import pytest
 
 from app.executor import Executor
 from app.store import MemoryStore, TaskStatus, TERMINAL_KINDS
-from live import wait_until
+from tests.support.processes import wait_until
 
 
 class RunnerContract:
@@ -20,7 +20,9 @@ class RunnerContract:
 
     @pytest.fixture
     def executor(self, runner):
-        executor = Executor(MemoryStore(), {runner.name: runner}, workers=2, queue_size=4)
+        """Runs tasks inline, in the test's thread (see ``ended``)."""
+        executor = Executor(MemoryStore(), {runner.name: runner}, workers=2, queue_size=4,
+                            inline=True)
         yield executor
         executor.shutdown(grace=5)
 
@@ -36,6 +38,12 @@ class RunnerContract:
         return executor.submit(title, body, runner.name, extra)
 
     def ended(self, executor, task_id, timeout=30):
+        """The task once it has ended: run inline, or waited for on the workers."""
+        if executor.inline:
+            executor.run_pending()
+            task = executor.store.get_task(task_id)
+            assert task.status.is_terminal, task
+            return task
         return wait_until(lambda: (t := executor.store.get_task(task_id)).status.is_terminal
                           and t, timeout=timeout, message=f"task {task_id} to end")
 

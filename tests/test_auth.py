@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.auth.stream_tokens import StreamTokens, TokenForOtherTask, TokenInvalid
-from conftest import ADMIN, SECRET
+from tests.support.api import ADMIN, SECRET
 
 # A request that would succeed for each endpoint that needs a body; the rest need none.
 BODIES = {("POST", "/ops/tasks"): {"title": "x"}, ("POST", "/ops/stream_tokens"): {"task_id": 1}}
@@ -17,7 +17,7 @@ PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>",
 def gated_endpoints():
     """Every (method, path) the app serves except the public ones, read from its URL map, so
     that a new endpoint is covered without anyone remembering to list it."""
-    from conftest import make_settings
+    from tests.support.api import make_settings
     from app import create_app
 
     app = create_app(make_settings())
@@ -144,24 +144,12 @@ def test_stream_token_request_validation(admin, one_task, body, status):
     assert response.status_code == status and response.get_json()["error"]
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def test_tokens_expire_and_rotate():
-    clock = FakeClock()
+def test_tokens_expire_and_rotate(clock):
     old = StreamTokens(["old-secret-0123456789"], ttl=300, clock=clock)
     rotated = StreamTokens(["new-secret-0123456789", "old-secret-0123456789"], ttl=300,
                            clock=clock)
     token, expires_at = old.mint(7)
-    assert expires_at.timestamp() == clock.now + 300
+    assert expires_at.timestamp() == clock() + 300
     rotated.verify(token, 7)  # old tokens still verify after rotation
     new_token, _ = rotated.mint(7)
     with pytest.raises(TokenInvalid):

@@ -11,10 +11,11 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import cli
-from conftest import ADMIN
-from live import ROOT, GunicornServer, free_port
-from nginx import NginxServer
-from sse import DEV_KINDS, events
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import ROOT, free_port
+from tests.support.nginx import NginxServer
+from tests.support.sse import DEV_KINDS, events
 
 SERVER_ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1",
               "OPS_DEV_TICK_SECONDS": "0.2", "OPS_WORKERS": "1"}

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from app.config import SETTINGS_CLASSES, declarations
-from live import ROOT
+from tests.support.processes import ROOT
 
 DOCS = ROOT / "docs" / "configuration.md"
 DECLARED = {d.env: d for cls in SETTINGS_CLASSES for d in declarations(cls).values()}

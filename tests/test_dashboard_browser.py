@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
-from browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
-from live import ROOT, GunicornServer, wait_until
-from sse import DEV_KINDS
+from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
+from tests.support.api import ADMIN, SECRET
+from tests.support.live import GunicornServer
+from tests.support.processes import ROOT, wait_until
+from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live
 
-ADMIN = "dashboard-admin-token-5f1c0e"
-SECRET = "dashboard-stream-secret-0123456789"
 SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
 PHONE = {"width": 375, "height": 300}
 
@@ -65,8 +64,7 @@ def open_dashboard(browser):
 
 def api(server, method: str, path: str, **kwargs):
     """Call the API directly, as an admin."""
-    response = requests.request(method, server.url + path, headers={"X-Admin-Token": ADMIN},
-                                timeout=10, **kwargs)
+    response = server.admin.request(method, path, **kwargs)
     assert response.ok, response.text
     return response.json()
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.http.ui import UI_DIR
 
-from conftest import ADMIN
+from tests.support.api import ADMIN
 
 STATIC = UI_DIR / "static"
 PAGE_PATHS = ("/ops/ui", "/ops/ui/")

@@ -7,9 +7,9 @@ import json
 import pytest
 import requests
 
-from conftest import ADMIN, SECRET
-from live import GunicornServer
-from sse import DEV_KINDS, events
+from tests.support.api import ADMIN, SECRET
+from tests.support.live import GunicornServer
+from tests.support.sse import DEV_KINDS, events
 
 pytestmark = pytest.mark.live
 

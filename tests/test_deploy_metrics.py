@@ -6,16 +6,16 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ADMIN
-from live import GunicornServer, wait_until
-from sse import DEV_KINDS
+from tests.support.api import ADMIN, LiveAdmin
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live
 
 METRICS_TOKEN = "test-metrics-token-0123456789"
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.3",
        "OPS_METRICS_TOKEN": METRICS_TOKEN}
-ADMIN_HEADERS = {"X-Admin-Token": ADMIN}
 DONE = ("ops_tasks_finished_total", (("status", "done"),))
 CREATED = ("ops_tasks_created_total", (("runner", "dev"),))
 EVENTS = ("ops_events_written_total", ())
@@ -37,24 +37,17 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
             for s in family.samples}
 
 
-def create(url: str) -> int:
-    response = requests.post(f"{url}/ops/tasks", json={"title": "t"}, headers=ADMIN_HEADERS,
-                             timeout=5)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
 def check_metrics_follow_tasks(url: str, tasks: int) -> None:
     """Run ``tasks`` tasks while scraping; every figure moves as they run, then settles."""
+    admin = LiveAdmin(url)
     before = scrape(url)
-    ids = [create(url) for _ in range(tasks)]
+    ids = [admin.create("t")["id"] for _ in range(tasks)]
     during = wait_until(lambda: (m := scrape(url)).get(RUNNING) == tasks and m, timeout=5,
                         message=f"{tasks} running tasks in the metrics")
     assert during[QUEUED] == 0
     assert during.get(DONE, 0) == before.get(DONE, 0)
 
-    streams = [requests.get(f"{url}/ops/tasks/{task_id}/stream", headers=ADMIN_HEADERS,
-                            stream=True, timeout=10) for task_id in ids]
+    streams = [admin.stream(task_id, timeout=10) for task_id in ids]
     try:
         wait_until(lambda: scrape(url).get(STREAMS) == tasks, timeout=5,
                    message="the open streams in the metrics")

@@ -7,17 +7,16 @@ import json
 import subprocess
 
 import pytest
-import requests
 
-from conftest import ADMIN
-from live import GunicornServer, require_program, wait_until
-from nginx import CurlStream, NginxServer
-from sse import DEV_KINDS
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import require_program, wait_until
+from tests.support.nginx import CurlStream, NginxServer
+from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live
 
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_SSE_RETRY_MS": "100"}
-HEADERS = {"X-Admin-Token": ADMIN}
 
 
 @contextlib.contextmanager
@@ -26,13 +25,6 @@ def stack(env: dict[str, str], stream_read_timeout: str | None = None):
     with GunicornServer({**ENV, **env}) as gunicorn:
         with NginxServer(gunicorn.port, stream_read_timeout) as nginx:
             yield gunicorn, nginx
-
-
-def create_task(base_url: str, title: str = "Build X") -> int:
-    response = requests.post(f"{base_url}/ops/tasks", json={"title": title}, headers=HEADERS,
-                             timeout=5)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def stream_url(base_url: str, task_id: int) -> str:
@@ -44,8 +36,8 @@ def test_events_arrive_one_by_one_as_they_are_produced(tmp_path):
     # One executor worker: the second task waits for the first, so its stream is open
     # before its first tick is produced whatever the machine's load.
     with stack({"OPS_DEV_TICK_SECONDS": "0.3", "OPS_WORKERS": "1"}) as (_, nginx):
-        create_task(nginx.url, "first")
-        task_id = create_task(nginx.url, "second")
+        nginx.admin.create("first")
+        task_id = nginx.admin.create("second")["id"]
         headers_file = tmp_path / "headers"
         with CurlStream(stream_url(nginx.url, task_id), "-H", f"X-Admin-Token: {ADMIN}",
                         "-H", "Accept-Encoding: gzip", "-D", str(headers_file)) as curl:
@@ -68,7 +60,7 @@ def test_heartbeats_keep_an_idle_stream_open_past_the_read_timeout():
     # nginx cuts a stream silent for 1 s; ticks come 2 s apart, heartbeats every 0.3 s.
     env = {"OPS_DEV_TICK_SECONDS": "2", "OPS_HEARTBEAT_SECONDS": "0.3"}
     with stack(env, stream_read_timeout="1s") as (_, nginx):
-        task_id = create_task(nginx.url)
+        task_id = nginx.admin.create()["id"]
         with CurlStream(stream_url(nginx.url, task_id), "-H", f"X-Admin-Token: {ADMIN}") as curl:
             curl.wait_for_kind("tick", timeout=10)
             assert curl.process.poll() is None, "the stream was closed"
@@ -85,7 +77,7 @@ def test_without_heartbeats_nginx_cuts_an_idle_stream():
     env = {"OPS_DEV_TICK_SECONDS": "3", "OPS_HEARTBEAT_SECONDS": "30",
            "OPS_GRACEFUL_TIMEOUT": "2"}
     with stack(env, stream_read_timeout="1s") as (_, nginx):
-        task_id = create_task(nginx.url)
+        task_id = nginx.admin.create()["id"]
         with CurlStream(stream_url(nginx.url, task_id), "-H", f"X-Admin-Token: {ADMIN}") as curl:
             curl.wait_exit(timeout=2.5)  # cut after 1 s of silence, before the first tick
     assert curl.kinds == ["created", "status"]

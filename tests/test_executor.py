@@ -8,7 +8,7 @@ import pytest
 
 from app.executor import Executor, QueueFull, ShuttingDown, TaskFailed
 from app.store import MemoryStore, TaskStatus
-from live import wait_until
+from tests.support.processes import wait_until
 
 
 class ScriptedRunner:
@@ -71,15 +71,17 @@ def test_runner_errors_fail_the_task_and_the_worker_goes_on(make_executor):
         raise TaskFailed("exit code 3", code=3)
 
     executor = make_executor({"boom": boom, "refuse": refuse, "ok": lambda ctx: {"x": 1}},
-                             workers=1)
+                             workers=1, inline=True)
     first = executor.submit("boom", None, "scripted")
     second = executor.submit("refuse", None, "scripted")
     third = executor.submit("ok", None, "scripted")
-    assert ended(executor, first.id).error == "runner error: RuntimeError: disk on fire"
-    assert ended(executor, second.id).error == "exit code 3"
+    assert executor.run_pending() == 3
+    get = executor.store.get_task
+    assert get(first.id).error == "runner error: RuntimeError: disk on fire"
+    assert get(second.id).error == "exit code 3"
     assert executor.store.events_after(second.id, 0)[-1].data == {"code": 3,
                                                                   "reason": "exit code 3"}
-    assert ended(executor, third.id).status == TaskStatus.DONE
+    assert get(third.id).status == TaskStatus.DONE
     assert executor.store.events_after(third.id, 0)[-1].data == {"x": 1}
 
 
@@ -92,14 +94,39 @@ def test_task_timeout_fails_with_reason_timeout(make_executor):
 
 
 def test_full_queue_refuses_without_creating(make_executor):
-    gate = threading.Event()
-    executor = make_executor({"wait": lambda ctx: gate.wait(10)}, workers=1, queue_size=1)
-    executor.submit("wait", None, "scripted")
-    executor.submit("wait", None, "scripted")
+    executor = make_executor({"ok": lambda ctx: None}, workers=1, queue_size=1, inline=True)
+    executor.submit("ok", None, "scripted")
+    executor.submit("ok", None, "scripted")
     with pytest.raises(QueueFull):
-        executor.submit("wait", None, "scripted")
+        executor.submit("ok", None, "scripted")
     assert len(executor.store.list_tasks(10)) == 2
-    gate.set()
+    assert executor.run_pending() == 2  # which frees the places
+    assert executor.submit("ok", None, "scripted").status == TaskStatus.QUEUED
+
+
+def test_inline_mode_starts_no_thread_and_runs_in_order(make_executor):
+    order = []
+    executor = make_executor({"a": lambda ctx: order.append("a"),
+                              "b": lambda ctx: order.append("b")}, inline=True)
+    before = threading.active_count()
+    tasks = [executor.submit(title, None, "scripted") for title in ("a", "b", "a")]
+    assert threading.active_count() == before and order == []
+    assert executor.stats()["queued"] == 3
+    assert executor.run_pending() == 3
+    assert order == ["a", "b", "a"] and threading.active_count() == before
+    assert all(executor.store.get_task(t.id).status == TaskStatus.DONE for t in tasks)
+    assert executor.stats() == {"workers": 4, "running": 0, "queued": 0, "capacity": 104}
+    assert executor.run_pending() == 0
+
+
+def test_inline_shutdown_fails_what_is_queued(make_executor):
+    executor = make_executor({"ok": lambda ctx: None}, inline=True)
+    queued = executor.submit("ok", None, "scripted")
+    executor.shutdown(grace=5)
+    final = executor.store.get_task(queued.id)
+    assert final.status == TaskStatus.FAILED and final.error == "shutdown"
+    with pytest.raises(ShuttingDown):
+        executor.submit("ok", None, "scripted")
 
 
 def test_shutdown_fails_queued_tasks_and_refuses_new_ones(make_executor):

@@ -13,18 +13,14 @@ import socket
 import pytest
 import requests
 
-from conftest import ADMIN
-from live import GunicornServer, wait_until
-from runner_support import RECIPES
-from sse import parse_messages
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.runners import RECIPES
+from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
-HEADERS = {"X-Admin-Token": ADMIN}
 FLOOD = 30_000  # lines: far more than a frozen client's socket buffers hold
-
-
-def stats(server):
-    return requests.get(f"{server.url}/ops/stats", headers=HEADERS, timeout=10).json()
 
 
 def read_events(response) -> list[dict]:
@@ -46,18 +42,17 @@ def test_a_client_that_stops_reading_is_dropped_and_loses_nothing():
            "OPS_STREAM_SEND_TIMEOUT": "1", "OPS_HEARTBEAT_SECONDS": "0.5",
            "OPS_RECIPE_LOG_LINES_PER_SECOND": "100000", "OPS_RECIPE_MAX_LOG_LINES": "100000"}
     with GunicornServer(env) as server:
-        task_id = requests.post(f"{server.url}/ops/tasks", headers=HEADERS, timeout=10, json={
-            "title": "flood", "recipe": "flood", "params": {"count": str(FLOOD)}}).json()["id"]
+        task_id = server.admin.create("flood", recipe="flood",
+                                      params={"count": str(FLOOD)})["id"]
         frozen = frozen_client(server, task_id)
         try:
             # A reader that keeps up gets everything while the frozen one stalls.
-            with requests.get(f"{server.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
-                              stream=True, timeout=60) as live:
+            with server.admin.stream(task_id, timeout=60) as live:
                 whole = read_events(live)
             assert whole[-1]["kind"] == "done"
             assert sum(e["kind"] == "log" for e in whole) == FLOOD
             # The server gives up on the frozen client after the send timeout.
-            wait_until(lambda: stats(server)["streams_open"] == 0, timeout=30,
+            wait_until(lambda: server.admin.stats()["streams_open"] == 0, timeout=30,
                        message="the frozen stream to be dropped")
             # What that client sees when it reads again: the start of the stream (whatever
             # the kernel buffered before the drop), never the end.
@@ -72,8 +67,8 @@ def test_a_client_that_stops_reading_is_dropped_and_loses_nothing():
         got = [json.loads(m["data"]) for m in messages if "data" in m]
         assert got and got[-1]["kind"] != "done"
         # ...and resuming from its last event id completes the sequence exactly once.
-        with requests.get(f"{server.url}/ops/tasks/{task_id}/stream", stream=True, timeout=60,
-                          headers={**HEADERS, "Last-Event-ID": str(got[-1]["id"])}) as resumed:
+        with server.admin.stream(task_id, timeout=60,
+                                 headers={"Last-Event-ID": str(got[-1]["id"])}) as resumed:
             rest = read_events(resumed)
         assert [e["id"] for e in got + rest] == [e["id"] for e in whole]
         assert "the client stopped reading" in server.log()
@@ -84,11 +79,9 @@ def test_a_killed_worker_is_replaced_and_says_what_was_lost():
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "30",
            "OPS_HEARTBEAT_SECONDS": "0.5"}
     with GunicornServer(env) as server:
-        task_id = requests.post(f"{server.url}/ops/tasks", headers=HEADERS, json={"title": "x"},
-                                timeout=10).json()["id"]
+        task_id = server.admin.create("x")["id"]
         [worker] = server.worker_pids()
-        with requests.get(f"{server.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
-                          stream=True, timeout=30) as stream:
+        with server.admin.stream(task_id) as stream:
             lines = stream.iter_lines(decode_unicode=True)
             next(line for line in lines if line.startswith("event: status"))
             os.kill(worker, signal.SIGKILL)
@@ -100,5 +93,5 @@ def test_a_killed_worker_is_replaced_and_says_what_was_lost():
         # The in-process store died with its worker: the task is gone, and says so (404),
         # rather than pretending to run. The Supabase store keeps it (test_supabase_live.py).
         wait_until(lambda: requests.get(f"{server.url}/healthz", timeout=5).ok)
-        gone = requests.get(f"{server.url}/ops/tasks/{task_id}", headers=HEADERS, timeout=10)
+        gone = server.admin.get(f"/ops/tasks/{task_id}")
         assert gone.status_code == 404

@@ -5,8 +5,8 @@ import psycopg
 import pytest
 import requests
 
-from gateway import SERVICE_KEY
-from postgres import MIGRATIONS
+from tests.support.gateway import SERVICE_KEY
+from tests.support.postgres import MIGRATIONS
 
 pytestmark = pytest.mark.live
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from live import ROOT
+from tests.support.processes import ROOT
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -7,30 +7,26 @@ import threading
 import time
 
 import pytest
-import requests
 
-from live import GunicornServer, wait_until
-from sse import parse_messages
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
 
-ADMIN = "lifecycle-admin-token"
-HEADERS = {"X-Admin-Token": ADMIN}
 
 
 def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "60",
            "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_GRACEFUL_TIMEOUT": "10", "OPS_WORKERS": "1"}
     with GunicornServer(env) as server:
-        running = requests.post(f"{server.url}/ops/tasks", json={"title": "long"},
-                                headers=HEADERS, timeout=10).json()["id"]
-        queued = requests.post(f"{server.url}/ops/tasks", json={"title": "waits"},
-                               headers=HEADERS, timeout=10).json()["id"]
+        running = server.admin.create("long")["id"]
+        queued = server.admin.create("waits")["id"]
         seen = {running: [], queued: []}
 
         def watch(task_id):
-            with requests.get(f"{server.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
-                              stream=True, timeout=30) as response:
+            with server.admin.stream(task_id) as response:
                 for message in parse_messages(response.iter_lines(decode_unicode=True)):
                     if "data" in message:
                         seen[task_id].append((message["event"], message["data"]))
@@ -38,8 +34,7 @@ def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
         watchers = [threading.Thread(target=watch, args=(t,)) for t in seen]
         for watcher in watchers:
             watcher.start()
-        wait_until(lambda: requests.get(f"{server.url}/ops/stats", headers=HEADERS,
-                                        timeout=5).json()["streams_open"] == 2)
+        wait_until(lambda: server.admin.stats()["streams_open"] == 2)
         stopped_at = time.monotonic()
         code = server.stop(signal.SIGTERM, timeout=20)
         took = time.monotonic() - stopped_at
@@ -61,11 +56,9 @@ def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
            "OPS_DEV_TICK_SECONDS": "60", "OPS_HEARTBEAT_SECONDS": "0.5",
            "OPS_GRACEFUL_TIMEOUT": "10"}
     with GunicornServer(env) as doomed, GunicornServer(env) as other:
-        task_id = requests.post(f"{doomed.url}/ops/tasks", json={"title": "long"},
-                                headers=HEADERS, timeout=10).json()["id"]
+        task_id = doomed.admin.create("long")["id"]
         seen = []
-        with requests.get(f"{doomed.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
-                          stream=True, timeout=30) as response:
+        with doomed.admin.stream(task_id) as response:
             messages = parse_messages(response.iter_lines(decode_unicode=True))
             for message in messages:
                 if "data" in message:
@@ -78,13 +71,11 @@ def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
                 if "data" in message:
                     seen.append((int(message["id"]), message["event"]))
         assert time.monotonic() - stopped_at < 10
-        resume = {**HEADERS, "Last-Event-ID": str(seen[-1][0])}
-        with requests.get(f"{other.url}/ops/tasks/{task_id}/stream", headers=resume,
-                          stream=True, timeout=30) as response:
+        resume = {"Last-Event-ID": str(seen[-1][0])}
+        with other.admin.stream(task_id, headers=resume) as response:
             seen += [(int(m["id"]), m["event"])
                      for m in parse_messages(response.iter_lines(decode_unicode=True))
                      if "data" in m]
         assert [kind for _, kind in seen] == ["created", "status", "failed"]
-        final = requests.get(f"{other.url}/ops/tasks/{task_id}", headers=HEADERS,
-                             timeout=10).json()
+        final = other.admin.task(task_id)
         assert final["status"] == "failed" and final["error"] == "shutdown"

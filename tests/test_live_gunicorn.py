@@ -12,31 +12,23 @@ import pytest
 import requests
 
 from app.auth.stream_tokens import StreamTokens
-from live import ROOT, GunicornServer, require_program, wait_until
-from sse import DEV_KINDS, events, parse_messages
+from tests.support.api import ADMIN, HEADERS, SECRET
+from tests.support.live import GunicornServer
+from tests.support.processes import ROOT, require_program, wait_until
+from tests.support.sse import DEV_KINDS, events, parse_messages
 
 pytestmark = pytest.mark.live
 
-ADMIN = "live-admin-token"
-SECRET = "live-stream-secret-0123456789"
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_STREAM_SECRET": SECRET,
        "OPS_DEV_TICK_SECONDS": "0.1", "OPS_HEARTBEAT_SECONDS": "0.3", "OPS_QUEUE_SIZE": "200",
        # gevent reports any greenlet that holds the event loop longer than this.
        "GEVENT_MONITOR_THREAD_ENABLE": "true", "GEVENT_MAX_BLOCKING_TIME": "0.2"}
-HEADERS = {"X-Admin-Token": ADMIN}
 
 
 @pytest.fixture(scope="module")
 def server():
     with GunicornServer(ENV) as server:
         yield server
-
-
-def create(server, title="Build X", **fields):
-    response = requests.post(f"{server.url}/ops/tasks", json={"title": title, **fields},
-                             headers=HEADERS, timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def read_stream(url, headers=None, stop_after=None, timeout=30):
@@ -71,7 +63,7 @@ def test_readme_quick_start_verbatim():
 
 def test_curl_streams_four_ticks_then_done_and_closes(server):
     curl = require_program("curl")
-    task_id = create(server)
+    task_id = server.admin.create()["id"]
     result = subprocess.run([curl, "-sN", "--max-time", "30",
                              f"{server.url}/ops/tasks/{task_id}/stream?admin_token={ADMIN}"],
                             capture_output=True, text=True, timeout=60)
@@ -82,7 +74,7 @@ def test_curl_streams_four_ticks_then_done_and_closes(server):
 
 
 def test_stream_token_flow_as_the_seed_javascript_does_it(server):
-    task_id = create(server)
+    task_id = server.admin.create()["id"]
     response = requests.post(f"{server.url}/ops/stream_tokens",
                              headers={"Content-Type": "application/json", "X-Admin-Token": ADMIN},
                              data=f'{{"task_id": {task_id}}}', timeout=10)
@@ -92,7 +84,7 @@ def test_stream_token_flow_as_the_seed_javascript_does_it(server):
 
 
 def test_bad_stream_tokens(server):
-    task_id, other = create(server), create(server)
+    task_id, other = server.admin.create()["id"], server.admin.create()["id"]
     mint = StreamTokens([SECRET], ttl=300)
     other_token, _ = mint.mint(other)
     expired, _ = StreamTokens([SECRET], ttl=60, clock=lambda: time.time() - 3600).mint(task_id)
@@ -107,7 +99,7 @@ def test_bad_stream_tokens(server):
 
 
 def test_last_event_id_resume_has_no_gap_and_no_duplicate(server):
-    task_id = create(server)
+    task_id = server.admin.create()["id"]
     url = f"{server.url}/ops/tasks/{task_id}/stream"
     first = read_stream(url, HEADERS, stop_after=3)
     rest = read_stream(url, {**HEADERS, "Last-Event-ID": str(first[-1]["id"])})
@@ -116,26 +108,21 @@ def test_last_event_id_resume_has_no_gap_and_no_duplicate(server):
     assert [e["kind"] for e in whole] == DEV_KINDS
 
 
-def stats(server):
-    return requests.get(f"{server.url}/ops/stats", headers=HEADERS, timeout=10).json()
-
-
 def test_disconnected_client_leaves_nothing_behind(server):
     slow = GunicornServer({**ENV, "OPS_DEV_TICK_SECONDS": "30", "OPS_HEARTBEAT_SECONDS": "0.1"})
     with slow:
-        task_id = create(slow)
-        with requests.get(f"{slow.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
-                          stream=True, timeout=10) as response:
+        task_id = slow.admin.create()["id"]
+        with slow.admin.stream(task_id, timeout=10) as response:
             next(response.iter_lines())
-            wait_until(lambda: stats(slow)["streams_open"] == 1)
+            wait_until(lambda: slow.admin.stats()["streams_open"] == 1)
         # The server notices at its next heartbeat write and closes the generator.
-        wait_until(lambda: stats(slow)["streams_open"] == 0, timeout=10)
-        requests.post(f"{slow.url}/ops/tasks/{task_id}/cancel", headers=HEADERS, timeout=10)
-        wait_until(lambda: stats(slow)["running"] == 0)
+        wait_until(lambda: slow.admin.stats()["streams_open"] == 0, timeout=10)
+        slow.admin.cancel(task_id)
+        wait_until(lambda: slow.admin.stats()["running"] == 0)
 
 
 def test_fifty_concurrent_streams_are_complete(server):
-    task_ids = [create(server, f"t{n}") for n in range(50)]
+    task_ids = [server.admin.create(f"t{n}")["id"] for n in range(50)]
     start = threading.Barrier(50)
 
     def watch(task_id):

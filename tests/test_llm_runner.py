@@ -1,4 +1,5 @@
-"""The LLM runner against the loopback model server (tests/fake_llm.py), on plain threads."""
+"""The LLM runner against the loopback model server (tests/support/fake_llm.py), on plain
+threads."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import time
 import pytest
 
 from app.executor.runners.llm import LLMRunner
-from conftest import Admin, make_settings
-from fake_llm import answer_text
-from live import free_port, wait_until
-from runner_contract import FailingRunnerContract, RunnerContract
-from runner_support import Tasks
+from tests.support.api import Admin, make_settings
+from tests.support.fake_llm import answer_text
+from tests.support.processes import free_port, wait_until
+from tests.runner_contract import FailingRunnerContract, RunnerContract
+from tests.support.runners import Tasks
 
 
 @pytest.fixture

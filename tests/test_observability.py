@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import ConfigError, Settings, create_app
 from app.logs import REDACTED, JsonFormatter, Redactor
 from app.store import MemoryStore, StoreUnavailable
-from conftest import ADMIN, make_settings
-from live import wait_until
-from sse import DEV_KINDS, events
+from tests.support.api import ADMIN, make_settings
+from tests.support.processes import wait_until
+from tests.support.sse import DEV_KINDS, events
 
 METRICS_TOKEN = "metrics-token-0123456789"
 

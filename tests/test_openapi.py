@@ -14,8 +14,8 @@ import yaml
 from werkzeug.test import TestResponse
 
 from app.http import openapi
-from conftest import ADMIN
-from live import ROOT
+from tests.support.api import ADMIN
+from tests.support.processes import ROOT
 
 SPEC = ROOT / "docs" / "openapi.yaml"
 H = {"X-Admin-Token": ADMIN}

@@ -2,8 +2,8 @@
 
 Run 1 sends the admin token: no answer is a 5xx, and every answer (status, content type,
 headers, body, each event of a stream) matches the description. Run 2 sends no credential:
-every answer is 401 (tests/openapi_checks.py names the three answers that come before the
-credential is read). The stream endpoint is fuzzed too: dev tasks end in a few ticks and a
+every answer is 401 (tests/support/openapi_checks.py names the three answers that come before
+the credential is read). The stream endpoint is fuzzed too: dev tasks end in a few ticks and a
 stream lasts at most a second, so no call hangs; tests/test_openapi.py and the test below
 cover the answers no random request reaches (a stream token for another task, 403).
 """
@@ -22,11 +22,13 @@ import requests
 import schemathesis
 import yaml
 
-from live import ROOT, GunicornServer
+from tests.support.api import ADMIN, HEADERS
+from tests.support.live import GunicornServer
+from tests.support.processes import ROOT
+from tests.support.runners import RECIPES
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
-ADMIN = "fuzz-admin-token-0123456789"
 METRICS_TOKEN = "fuzz-metrics-token-0123456789"
 SEED = 20261128
 EXAMPLES = 40  # per operation and phase
@@ -48,7 +50,7 @@ def server():
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1",
            "OPS_STREAM_SECRET": "fuzz-stream-secret-0123456789",
            "OPS_METRICS_TOKEN": METRICS_TOKEN,
-           "OPS_RECIPES": str(ROOT / "tests" / "recipes.toml"),  # recipe names and params
+           "OPS_RECIPES": str(RECIPES),  # recipe names and params
            # dev tasks end within 50 ms; a stream of a running task ends within a second
            "OPS_DEV_TICK_SECONDS": "0.01", "OPS_HEARTBEAT_SECONDS": "0.1",
            "OPS_STREAM_MAX_SECONDS": "1"}
@@ -61,7 +63,7 @@ def run_schemathesis(server, tmp_path, *args, hooks: bool = False, examples: int
     report = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")}
     if hooks:
-        env["SCHEMATHESIS_HOOKS"] = str(ROOT / "tests" / "openapi_checks.py")
+        env["SCHEMATHESIS_HOOKS"] = str(ROOT / "tests" / "support" / "openapi_checks.py")
     command = [sys.executable, "-m", "schemathesis.cli", "run",
                f"{server.url}/ops/openapi.json", "--seed", str(SEED),
                "--max-examples", str(examples), "--workers", "1",
@@ -143,9 +145,8 @@ def test_stream_answers_match_the_description(server):
     """The stream's answers that random requests do not reach, judged by the description."""
     described = schemathesis.openapi.from_url(f"{server.url}/ops/openapi.json")
     stream = described["/ops/tasks/{task_id}/stream"]["GET"]
-    admin = {"X-Admin-Token": ADMIN}
-    mine, other = (requests.post(f"{server.url}/ops/tasks", json={"title": title},
-                                 headers=admin, timeout=10).json() for title in ("a", "b"))
+    admin = HEADERS
+    mine, other = server.admin.create("a"), server.admin.create("b")
     url = f"{server.url}/ops/tasks/{mine['id']}/stream"
     cases = [
         ({}, {}, 401),

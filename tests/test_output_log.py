@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from app.executor.runners.output import LogLimits, OutputLog
-from conftest import make_settings
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
+from tests.support.api import make_settings
 
 
 def make(clock, **limits):
@@ -64,7 +49,7 @@ def test_past_the_rate_lines_are_counted_then_reported(clock):
     output, events = make(clock, lines_per_second=2)  # a burst of 10
     output.feed("stdout", b"".join(b"%d\n" % n for n in range(15)))
     assert [d["line"] for k, d in events] == [str(n) for n in range(10)]
-    clock.now += 1.0  # two more lines' worth
+    clock.advance(1.0)  # two more lines' worth
     output.feed("stdout", b"15\n16\n17\n")
     assert events[10:] == [
         ("log_skipped", {"lines": 5, "bytes": 15,

@@ -8,7 +8,7 @@ import pytest
 
 from app.config import ConfigError, Settings
 from app.recipes import RecipeError, RecipeFileError, load_recipes, parse_recipes
-from runner_support import RECIPES
+from tests.support.runners import RECIPES
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "recipes.toml"
 

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from app.store.retention import RetentionSweeper
 from app.store import MemoryStore, TaskNotFound, TaskStatus
 
 
-class FakeClock:
-    def __init__(self, start):
-        self.now = start
-
-    def __call__(self):
-        return self.now
-
-
-def test_sweep_purges_old_finished_tasks_in_batches():
-    store = MemoryStore()
+def test_sweep_purges_old_finished_tasks_in_batches(clock):
+    store = MemoryStore(clock=clock.now)
     old = [store.create_task(f"t{n}", None, "dev") for n in range(7)]
     for task in old:
         store.request_cancel(task.id)
     running = store.create_task("running", None, "dev")
     store.mark_running(running.id)
-    clock = FakeClock(store.get_task(old[-1].id).finished_at)
-    sweeper = RetentionSweeper(store, max_age=3600, interval=60, batch=3, clock=clock)
+    assert store.get_task(old[-1].id).finished_at == clock.now()
+    sweeper = RetentionSweeper(store, max_age=3600, interval=60, batch=3, clock=clock.now)
     assert sweeper.sweep() == 0  # they ended less than an hour ago
-    clock.now += timedelta(hours=2)
+    clock.advance(2 * 3600)
     assert sweeper.sweep() == 7  # batches of 3, 3 and 1
     assert store.list_tasks(10) == [store.get_task(running.id)]
     assert store.get_task(running.id).status == TaskStatus.RUNNING

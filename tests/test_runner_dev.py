@@ -6,8 +6,7 @@ from app import Settings
 from app.executor import Executor, build_runners
 from app.executor.runners.dev import DevRunner
 from app.store import MemoryStore
-from live import wait_until
-from runner_contract import RunnerContract
+from tests.runner_contract import RunnerContract
 
 
 class TestDevRunner(RunnerContract):
@@ -35,10 +34,11 @@ class TestDevRunner(RunnerContract):
 def test_tick_count_comes_from_ops_dev_ticks():
     settings = Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x", "DEV_LOCAL_LLM": "1",
                                   "OPS_DEV_TICK_SECONDS": "0", "OPS_DEV_TICKS": "2"})
-    executor = Executor(MemoryStore(), build_runners(settings), workers=1, queue_size=1)
+    executor = Executor(MemoryStore(), build_runners(settings), workers=1, queue_size=1,
+                        inline=True)
     try:
         task = executor.submit("t", None, "dev")
-        wait_until(lambda: executor.store.get_task(task.id).status.is_terminal)
+        assert executor.run_pending() == 1
         kinds = [e.kind for e in executor.store.events_after(task.id, 0)]
         assert kinds == ["created", "status", "tick", "tick", "done"]
     finally:

@@ -7,8 +7,8 @@ import pytest
 from app import create_app
 from app.config import ConfigError, Settings
 from app.recipes import load_recipes
-from conftest import ADMIN, Admin, make_settings
-from runner_support import RECIPES, Tasks
+from tests.support.api import ADMIN, Admin, make_settings
+from tests.support.runners import RECIPES, Tasks
 
 BOOK = load_recipes(RECIPES)
 LLM = {"llm_base_url": "http://127.0.0.1:9/v1", "llm_model": "m", "llm_api_key": "sk-hidden"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import ADMIN
+from tests.support.api import ADMIN
 
 
 @pytest.mark.parametrize("path", ["/ops/tasks", "/ops/tasks/999", "/healthz", "/nowhere"])

@@ -6,15 +6,15 @@ the PostgREST stand-in over real PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
-import requests
 
-from live import GunicornServer, wait_until
-from soak import process_usage, soak
-from sse import DEV_KINDS
+from tests.support.api import ADMIN
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.soak import process_usage, soak
+from tests.support.sse import DEV_KINDS
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
-ADMIN = "soak-admin-token"
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.02",
        "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_WORKERS": "50", "OPS_QUEUE_SIZE": "1000",
        "OPS_MAX_STREAMS": "900", "OPS_RETENTION_SECONDS": "20", "OPS_RETENTION_INTERVAL": "0.5"}
@@ -34,8 +34,7 @@ def server(request):
 
 
 def listed(server, query):
-    return requests.get(f"{server.url}/ops/tasks?limit=1&{query}", timeout=10,
-                        headers={"X-Admin-Token": ADMIN}).json()["tasks"]
+    return server.admin.get(f"/ops/tasks?limit=1&{query}").json()["tasks"]
 
 
 def quiet(server, in_memory):

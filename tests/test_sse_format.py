@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from app.store import Event
 from app.stream import format_event
-from sse import events
+from tests.support.sse import events
 
 
 def make_event(**data):

@@ -3,7 +3,7 @@
 import pytest
 
 from app.store import MemoryStore
-from store_contract import StoreContract
+from tests.store_contract import StoreContract
 
 
 class TestMemoryStore(StoreContract):

@@ -10,9 +10,9 @@ import pytest
 
 from app.metrics import Metrics
 from app.store import MemoryStore, ObservedStore, TaskStatus
-from live import wait_until
-from store_contract import StoreContract
-from supabase_fixtures import open_store
+from tests.support.processes import wait_until
+from tests.store_contract import StoreContract
+from tests.support.supabase_fixtures import open_store
 
 
 class TestObservedStore(StoreContract):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from store_contract import StoreContract
-from supabase_fixtures import open_store
+from tests.store_contract import StoreContract
+from tests.support.supabase_fixtures import open_store
 
 pytestmark = pytest.mark.live
 

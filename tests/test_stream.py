@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from live import wait_until
-from sse import DEV_KINDS, events, parse_messages
+from tests.support.processes import wait_until
+from tests.support.sse import DEV_KINDS, events, parse_messages
 
 
 def stream(admin, task_id, query="", **kwargs):

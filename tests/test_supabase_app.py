@@ -4,9 +4,9 @@ import pytest
 
 from app import ConfigError, Settings, create_app
 from app.executor.runners.dev import DevRunner
-from conftest import ADMIN, Admin, make_settings
-from sse import DEV_KINDS, events
-from live import wait_until
+from tests.support.api import ADMIN, Admin, make_settings
+from tests.support.sse import DEV_KINDS, events
+from tests.support.processes import wait_until
 
 BASE = {"SETTINGS_ADMIN_TOKEN": "adm"}
 

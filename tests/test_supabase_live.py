@@ -9,42 +9,26 @@ import threading
 import time
 
 import pytest
-import requests
 
-from conftest import ADMIN, SECRET
-from live import GunicornServer, wait_until
-from postgres import PostgresServer
-from sse import DEV_KINDS, events, parse_messages
-from supabase_fixtures import FAST_ENV, own_gateway
+from tests.support.api import live_env
+from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
+from tests.support.postgres import PostgresServer
+from tests.support.sse import DEV_KINDS, events, parse_messages
+from tests.support.supabase_fixtures import FAST_ENV, own_gateway
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
-HEADERS = {"X-Admin-Token": ADMIN}
-
 
 def server_env(gateway, **overrides) -> dict[str, str]:
-    env = {**gateway.env, **FAST_ENV, "SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": SECRET,
-           "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.2", "OPS_HEARTBEAT_SECONDS": "1"}
+    env = {**gateway.env, **FAST_ENV, **live_env(DEV_LOCAL_LLM="1", OPS_DEV_TICK_SECONDS="0.2",
+                                                 OPS_HEARTBEAT_SECONDS="1")}
     return {**env, **overrides}
-
-
-def create(server, title="Build X") -> dict:
-    response = requests.post(f"{server.url}/ops/tasks", json={"title": title}, headers=HEADERS,
-                             timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def task(server, task_id) -> dict:
-    response = requests.get(f"{server.url}/ops/tasks/{task_id}", headers=HEADERS, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def stream(server, task_id) -> list[dict]:
     """The whole SSE stream of a task (it ends after the terminal event)."""
-    with requests.get(f"{server.url}/ops/tasks/{task_id}/stream", headers=HEADERS,
-                      stream=True, timeout=30) as response:
+    with server.admin.stream(task_id) as response:
         assert response.status_code == 200, response.text
         return events("".join(response.iter_content(chunk_size=None, decode_unicode=True)))
 
@@ -54,11 +38,11 @@ class StreamReader(threading.Thread):
 
     def __init__(self, server, task_id):
         super().__init__(daemon=True)
-        self.url = f"{server.url}/ops/tasks/{task_id}/stream"
+        self.admin, self.task_id = server.admin, task_id
         self.received: list[dict] = []
 
     def run(self) -> None:
-        with requests.get(self.url, headers=HEADERS, stream=True, timeout=30) as response:
+        with self.admin.stream(self.task_id) as response:
             assert response.status_code == 200, response.text
             for message in parse_messages(response.iter_lines(decode_unicode=True)):
                 if "data" in message:
@@ -97,25 +81,24 @@ def test_four_workers_share_tasks_and_a_cancel_crosses_servers(supabase_db):
     env = server_env(supabase_db)
     slow_env = server_env(supabase_db, OPS_DEV_TICK_SECONDS="5")
     with GunicornServer(env, workers=4) as server, GunicornServer(slow_env) as slow:
-        ids = [create(server, f"task {n}")["id"] for n in range(8)]
+        ids = [server.admin.create(f"task {n}")["id"] for n in range(8)]
         for received in streams_in_threads(server, ids):
             assert_complete(received)
         for _ in range(4):  # new connections, answered by any worker
-            listed = requests.get(f"{server.url}/ops/tasks", headers=HEADERS, timeout=10).json()
+            listed = server.admin.get("/ops/tasks").json()
             assert sorted(t["id"] for t in listed["tasks"]) == sorted(ids)
             assert {t["status"] for t in listed["tasks"]} == {"done"}
 
         # A task running in another server is streamed and canceled through this one.
-        long = create(slow, "long")["id"]
-        wait_until(lambda: task(server, long)["status"] == "running", timeout=10)
+        long = slow.admin.create("long")["id"]
+        wait_until(lambda: server.admin.task(long)["status"] == "running", timeout=10)
         watched = threading.Thread(target=lambda: results.append(stream(server, long)))
         results: list = []
         watched.start()
         asked = time.monotonic()
-        response = requests.post(f"{server.url}/ops/tasks/{long}/cancel", headers=HEADERS,
-                                 timeout=10)
+        response = server.admin.cancel(long)
         assert response.status_code == 202 and response.json()["cancel_requested"]
-        wait_until(lambda: task(slow, long)["status"] == "canceled", timeout=5)
+        wait_until(lambda: slow.admin.task(long)["status"] == "canceled", timeout=5)
         latency = time.monotonic() - asked
         watched.join(10)
         assert_complete(results[0], ["created", "status", "canceled"])
@@ -125,7 +108,7 @@ def test_four_workers_share_tasks_and_a_cancel_crosses_servers(supabase_db):
         # bench to say; this bound only tells the two apart, under any load.
         assert latency < 4.0, latency
         # Another process's answers may lag by one poll interval (its get_task cache).
-        wait_until(lambda: task(server, long)["error"] == "canceled by an admin", timeout=2)
+        wait_until(lambda: server.admin.task(long)["error"] == "canceled by an admin", timeout=2)
 
 
 def test_restart_keeps_finished_tasks_and_fails_the_running_ones(supabase_db, postgres):
@@ -133,18 +116,19 @@ def test_restart_keeps_finished_tasks_and_fails_the_running_ones(supabase_db, po
     server = GunicornServer(env, workers=2)
     try:
         server.start()
-        finished = create(server, "finished")["id"]
-        wait_until(lambda: task(server, finished)["status"] == "done", timeout=10)
-        running = [create(server, f"running {n}")["id"] for n in range(2)]
+        finished = server.admin.create("finished")["id"]
+        wait_until(lambda: server.admin.task(finished)["status"] == "done", timeout=10)
+        running = [server.admin.create(f"running {n}")["id"] for n in range(2)]
         for task_id in running:
-            wait_until(lambda: task(server, task_id)["status"] == "running", timeout=10)
+            wait_until(lambda: server.admin.task(task_id)["status"] == "running", timeout=10)
         server.stop(signal.SIGKILL)  # as a crash: nothing gets to end its tasks
 
         server.start()
         assert_complete(stream(server, finished))
         for task_id in running:
-            ended = wait_until(lambda: (t := task(server, task_id))["status"] != "running" and t,
-                               timeout=15)
+            ended = wait_until(
+                lambda: (t := server.admin.task(task_id))["status"] != "running" and t,
+                timeout=15)
             assert ended["status"] == "failed" and "orphaned" in ended["error"]
             received = stream(server, task_id)
             assert received[-1]["kind"] == "failed"
@@ -158,16 +142,16 @@ def test_outage_answers_503_then_loses_and_repeats_nothing(postgres):
     with own_gateway(postgres) as gateway:
         env = server_env(gateway, OPS_DEV_TICK_SECONDS="0.5")
         with GunicornServer(env, workers=2) as server:
-            ids = [create(server, f"t{n}")["id"] for n in range(3)]
+            ids = [server.admin.create(f"t{n}")["id"] for n in range(3)]
             for task_id in ids:
-                wait_until(lambda: task(server, task_id)["status"] == "running", timeout=10)
+                wait_until(lambda: server.admin.task(task_id)["status"] == "running", timeout=10)
             readers = [StreamReader(server, task_id) for task_id in ids]
             for reader in readers:
                 reader.start()
             wait_until(lambda: all(len(r.received) >= 2 for r in readers), timeout=10,
                        message="every stream past its status event")
             gateway.kill()
-            response = requests.get(f"{server.url}/ops/tasks", headers=HEADERS, timeout=10)
+            response = server.admin.get("/ops/tasks")
             assert response.status_code == 503
             assert "unavailable" in response.json()["error"]
             assert response.headers["Retry-After"]
@@ -179,7 +163,7 @@ def test_outage_answers_503_then_loses_and_repeats_nothing(postgres):
                 assert_complete(reader.received)
             for task_id in ids:
                 assert stored_kinds(postgres, gateway.dbname, task_id) == DEV_KINDS
-                assert task(server, task_id)["status"] == "done"
+                assert server.admin.task(task_id)["status"] == "done"
 
 
 def test_polls_do_not_grow_with_subscribers(supabase_db):
@@ -187,7 +171,7 @@ def test_polls_do_not_grow_with_subscribers(supabase_db):
     reads = {}
     with GunicornServer(env, workers=1) as server:
         for subscribers in (1, 50):
-            task_id = create(server, f"watched by {subscribers}")["id"]
+            task_id = server.admin.create(f"watched by {subscribers}")["id"]
             supabase_db.reset_counts()
             for received in streams_in_threads(server, [task_id] * subscribers):
                 assert_complete(received)

@@ -1,32 +1,62 @@
 """The stream pollers' pace, without a database: one poll per interval, however slow, and
-sooner when this process wrote, but not more often than the nudged gap."""
+sooner when this process wrote, but not more often than the nudged gap.
+
+The hub's clock is the ``clock`` fixture where a test needs time to pass on its word: an
+interval of an hour then tells "at once" from "at the end of the interval" whatever the
+machine's load."""
 
 import threading
 import time
 
-from app.store.supabase.pollers import PollerHub
+from app.store.supabase.pollers import NUDGED_GAP, PollerHub
+from tests.support.processes import wait_until
+
+HOUR = 3600.0
 
 
-def test_a_slow_poll_does_not_stretch_the_interval():
+def test_a_slow_poll_does_not_stretch_the_interval(clock):
     calls = []
 
     def fetch(task_id, after_id, limit):
-        calls.append(time.monotonic())
-        time.sleep(0.1)  # as slow as the interval itself
+        clock.advance(HOUR)  # each poll takes a whole interval
+        calls.append(clock())
         return []
 
-    hub = PollerHub(fetch, interval=0.1, linger=5)
+    hub = PollerHub(fetch, interval=HOUR, linger=100 * HOUR, clock=clock)
     try:
-        waiter = threading.Thread(target=hub.wait, args=(1, 0, 1.0, 100))
+        waiter = threading.Thread(target=hub.wait, args=(1, 0, 1000 * HOUR, 100))
         waiter.start()
-        waiter.join(10)
+        # Counted from each poll's start, the interval is over when the poll returns: the
+        # next one starts at once. Waiting an interval after each would take an hour each.
+        wait_until(lambda: len(calls) >= 8, timeout=30, message="eight polls back to back")
     finally:
         hub.close()
-    # Waiting a whole interval after each 0.1 s poll would make about 5 polls in that second.
-    assert len(calls) >= 8, calls
+        waiter.join(10)
 
 
-def test_a_nudge_polls_at_once_and_bursts_of_nudges_are_spaced():
+def test_a_nudge_polls_at_once_once_the_nudged_gap_has_passed(clock):
+    calls = []
+
+    def fetch(task_id, after_id, limit):
+        calls.append(clock())
+        return []
+
+    hub = PollerHub(fetch, interval=HOUR, linger=100 * HOUR, clock=clock)
+    try:
+        waiter = threading.Thread(target=hub.wait, args=(1, 0, 1000 * HOUR, 100))
+        waiter.start()
+        wait_until(lambda: len(calls) == 1, timeout=30, message="the first poll")
+        clock.advance(HOUR * NUDGED_GAP)
+        hub.nudge(1)
+        # Without the nudge the next poll would come an hour later.
+        wait_until(lambda: len(calls) == 2, timeout=30, message="the nudged poll")
+    finally:
+        hub.close()
+        waiter.join(10)
+    assert calls[1] - calls[0] == HOUR * NUDGED_GAP
+
+
+def test_bursts_of_nudges_are_spaced():
     calls = []
     first_poll = threading.Event()
 
@@ -44,10 +74,11 @@ def test_a_nudge_polls_at_once_and_bursts_of_nudges_are_spaced():
         while time.monotonic() - nudged_at < 1.5:  # a burst of writes for 1.5 s
             hub.nudge(1)
             time.sleep(0.01)
+        wait_until(lambda: len(calls) >= 2, timeout=30, message="a nudged poll")
         waiter.join(10)
     finally:
         hub.close()
-    # The first poll, then the nudged one a half interval (1 s) later, not sooner; without
-    # nudges the second poll would come at the end of the 2 s interval.
-    gaps = [round(b - a, 2) for a, b in zip(calls, calls[1:])]
-    assert 2 <= len(calls) <= 3 and 0.99 <= gaps[0] < 1.5, gaps
+    # However many nudges, polls stay half an interval (1 s) apart or more. A wait never
+    # ends early, so a loaded machine can only widen the gaps, not fail this.
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert all(gap >= 0.99 for gap in gaps), gaps

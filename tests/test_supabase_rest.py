@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from app.store.supabase.rest import MAX_IDLE_CONNECTIONS, SupabaseRest
-from keepalive_server import KeepAliveServer
-from live import wait_until
+from tests.support.keepalive_server import KeepAliveServer
+from tests.support.processes import wait_until
 
 BURST = 3 * MAX_IDLE_CONNECTIONS
 

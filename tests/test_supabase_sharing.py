@@ -7,8 +7,8 @@ import time
 import pytest
 
 from app.store import StoreUnavailable, TaskFinished, TaskStatus
-from live import wait_until
-from supabase_fixtures import open_store, own_gateway
+from tests.support.processes import wait_until
+from tests.support.supabase_fixtures import open_store, own_gateway
 
 pytestmark = pytest.mark.live
 
@@ -204,7 +204,9 @@ def test_outage_buffers_events_in_order_and_writes_them_once(postgres):
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             store.get_task(task.id)
-        assert time.monotonic() - started < 1.0  # no hidden retries with sleeps
+        # No hidden retries: the client's would sleep 1 + 2 + 4 s first; half that total
+        # tells them apart however loaded the machine.
+        assert time.monotonic() - started < 3.5
         with pytest.raises(StoreUnavailable):
             store.wait_events(task.id, 10**6, timeout=1)
         for n in range(3, 8):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import url_for
 
-from live import wait_until
-from sse import events
+from tests.support.processes import wait_until
+from tests.support.sse import events
 
 
 def finished(admin, task_id):

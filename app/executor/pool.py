@@ -5,6 +5,12 @@ they are greenlets on the worker's one OS thread: right for I/O-bound runners (s
 HTTP), and the reason a runner must never spin the CPU for long. Unpatched (tests, ``flask
 run``) they are ordinary threads. Threads start on the first submit, so a pool is never
 created before gunicorn forks.
+
+``Executor(..., inline=True)`` starts no thread at all (as rq's ``is_async=False`` and
+``work(burst=True)``): ``submit`` only queues, and ``run_pending()`` runs the queued tasks one
+after the other in the calling thread until the queue is empty. Tests use it to run tasks
+without threads or polling. Nothing watches an inline task while it runs: task timeouts and
+cancels from other processes need the workers.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class Executor:
     def __init__(self, store: TaskStore, runners: Mapping[str, Runner], *, workers: int = 4,
                  queue_size: int = 100, task_timeout: float | None = None,
                  watch_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 on_counts: Callable[[int, int], None] | None = None):
+                 on_counts: Callable[[int, int], None] | None = None, inline: bool = False):
         self.store = store
         self.runners = dict(runners)
         self.workers = workers
@@ -51,6 +57,7 @@ class Executor:
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._on_counts = on_counts  # told (queued, running) at each change, under the lock
+        self.inline = inline
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -123,10 +130,32 @@ class Executor:
         for task_id in leftovers:
             self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
 
+    # -- inline mode ----------------------------------------------------------------------
+
+    def run_pending(self) -> int:
+        """Run the queued tasks in the calling thread until none is left (``inline=True``);
+        return how many were taken from the queue."""
+        if not self.inline:
+            raise RuntimeError("run_pending() is for an executor made with inline=True")
+        taken = 0
+        while True:
+            try:
+                task_id = self._queue.get_nowait()
+            except queue.Empty:
+                return taken
+            taken += 1
+            try:
+                if self._closing.is_set():
+                    self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
+                else:
+                    self._run(task_id)
+            finally:
+                self._release(task_id)
+
     # -- workers --------------------------------------------------------------------------
 
     def _start_threads(self) -> None:
-        if self._threads:
+        if self._threads or self.inline:
             return
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"ops-worker-{n}", daemon=True)

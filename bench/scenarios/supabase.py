@@ -1,6 +1,6 @@
 """The Supabase path: ours on the Supabase store, through the PostgREST stand-in of the tests
-(``tests/gateway``) over a real PostgreSQL (``tests/postgres.py``). No peer: Flask-SSE keeps
-nothing.
+(``tests/support/gateway``) over a real PostgreSQL (``tests/support/postgres.py``). No peer:
+Flask-SSE keeps nothing.
 
 - Delivery latency against the poll interval: as the latency scenario, at a smaller scale,
   once per interval in ``polls``, with the clients on the server that runs the tasks (whose
@@ -22,14 +22,13 @@ import dataclasses
 import glob
 import importlib.util
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from ..load import StreamClients
 from ..procs import say
 from ..report import Row, number, verdict
-from ..servers import ROOT, Ours
+from ..servers import Ours
 from . import latency
 
 SUBSCRIBERS = (1, 10, 100)
@@ -76,9 +75,8 @@ def missing() -> str | None:
 @contextlib.contextmanager
 def gateway():
     """PostgreSQL with a migrated database, and the gateway over it (the tests' own)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from gateway import GatewayProcess
-    from postgres import PostgresServer
+    from tests.support.gateway import GatewayProcess
+    from tests.support.postgres import PostgresServer
 
     postgres = PostgresServer()
     try:
@@ -160,7 +158,7 @@ def describe(scale: Scale) -> str:
     d = scale.delivery
     across = "".join(f"; on another server at {poll:g} s, {a.clients} clients on {a.tasks} "
                      f"tasks and a {a.seconds:g} s window" for poll, a in scale.across.items())
-    return (f"PostgreSQL and the tests' PostgREST stand-in (`tests/gateway`); delivery: "
+    return (f"PostgreSQL and the tests' PostgREST stand-in (`tests/support/gateway`); delivery: "
             f"{d.clients} clients on {d.tasks} tasks ticking every {d.interval} s, a "
             f"{d.seconds:g} s window, at OPS_SUPABASE_POLL_SECONDS of "
             f"{', '.join(f'{p:g}' for p in scale.polls)} s, the clients on the server running "

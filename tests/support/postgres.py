@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 
-from live import ROOT, free_port, require_program, wait_until
+from .processes import ROOT, free_port, require_program, wait_until
 
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
 DEBIAN_BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)

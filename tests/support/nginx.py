@@ -17,9 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
-from live import ROOT, Service, free_port, require_program, stop_process_group, wait_until
+from .api import ADMIN, LiveAdmin
+from .processes import (ROOT, Service, free_port, require_program, stop_process_group,
+                        wait_answering, wait_until)
 
 SITE = ROOT / "docs" / "deploy" / "nginx.conf"
 
@@ -58,7 +58,8 @@ def site_config(upstream_port: int, listen_port: int, stream_read_timeout: str |
 class NginxServer(Service):
     """nginx on a free port in front of ``upstream_port``."""
 
-    def __init__(self, upstream_port: int, stream_read_timeout: str | None = None):
+    def __init__(self, upstream_port: int, stream_read_timeout: str | None = None,
+                 admin_token: str = ADMIN):
         # Debian puts nginx in /usr/sbin, which is not on an ordinary user's PATH.
         self.binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") \
             or require_program("nginx")
@@ -71,6 +72,7 @@ class NginxServer(Service):
             site_config(upstream_port, self.port, stream_read_timeout))
         (self.dir / "nginx.conf").write_text(MAIN_CONF.format(tmp=self.dir))
         self.process: subprocess.Popen | None = None
+        self.admin = LiveAdmin(self.url, admin_token)
 
     def start(self) -> NginxServer:
         command = [self.binary, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
@@ -79,17 +81,9 @@ class NginxServer(Service):
         assert check.returncode == 0, check.stderr
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(self._ready, timeout=15, message=f"nginx on {self.url}\n{self.error_log()}")
+        wait_answering(f"{self.url}/healthz", self.process, name="nginx", timeout=15,
+                       log=self.error_log)
         return self
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"nginx exited with {self.process.returncode}:\n"
-                                 f"{self.error_log()}")
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
 
     def error_log(self) -> str:
         path = self.dir / "error.log"

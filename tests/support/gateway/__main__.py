@@ -1,4 +1,4 @@
-"""``python -m gateway --port N --dsn DSN --key KEY`` (run from ``tests/``)."""
+"""``python -m tests.support.gateway --port N --dsn DSN --key KEY`` (from the repository root)."""
 
 import argparse
 

@@ -1,8 +1,8 @@
 """An HTTP/1.1 server that keeps connections alive, as PostgREST does (the tests' gateway
 closes each one): it answers ``[]`` to every GET and counts connections and requests.
 
-``python tests/keepalive_server.py PORT`` serves until it is stopped (``bench/keepalive.py``);
-the tests start it in a thread.
+``python -m tests.support.keepalive_server PORT`` serves until it is stopped
+(``bench/keepalive.py``); the tests start it in a thread.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import itertools
 import pytest
 
 from app.store.supabase import SupabaseStore
-from gateway import GatewayProcess
-from postgres import PostgresServer
+from .gateway import GatewayProcess
+from .postgres import PostgresServer
 
 FAST = dict(poll_seconds=0.05, timeout=2.0, lease_seconds=0.3, orphan_seconds=1.5)
 _names = itertools.count(1)

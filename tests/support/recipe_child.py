@@ -1,4 +1,4 @@
-"""The commands of ``tests/recipes.toml``: small programs that behave in one way each.
+"""The commands of ``tests/support/recipes.toml``: small programs that behave in one way each.
 
 ``python3 recipe_child.py MODE [ARGS]``; every mode flushes what it prints at once.
 """

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from sse import parse_messages
+from .sse import parse_messages
 
 
 @dataclass

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import requests
 
-from live import Service, free_port, wait_until
+from ..processes import ROOT, Service, free_port, wait_answering
 
-TESTS = Path(__file__).resolve().parent.parent
 SERVICE_KEY = "test-service-role-key-0123456789"
 
 
 class GatewayProcess(Service):
-    """``python -m gateway`` on a free port over one database."""
+    """``python -m tests.support.gateway`` on a free port over one database."""
 
     def __init__(self, dsn: str, key: str = SERVICE_KEY):
         self.dsn = dsn
@@ -43,20 +42,12 @@ class GatewayProcess(Service):
     def start(self) -> GatewayProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--port", str(self.port), "--dsn", self.dsn,
-                 "--key", self.key],
-                cwd=TESTS, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(self._ready, timeout=20, message=f"the gateway on {self.url}")
+                [sys.executable, "-m", "tests.support.gateway", "--port", str(self.port),
+                 "--dsn", self.dsn, "--key", self.key],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_answering(f"{self.url}/_gateway/stats", self.process, name="the gateway",
+                       timeout=20, log=lambda: self.log_path.read_text(errors="replace"))
         return self
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the gateway exited with {self.process.returncode}:\n"
-                                 f"{self.log_path.read_text(errors='replace')}")
-        try:
-            return requests.get(f"{self.url}/_gateway/stats", timeout=1).ok
-        except requests.ConnectionError:
-            return False
 
     def kill(self) -> None:
         """Stop at once (connections reset, as in a network outage)."""

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from live import wait_until
+from .processes import wait_until
 
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE / "recipes.toml"

@@ -39,7 +39,7 @@ class PgrstError(Exception):
 
 def not_implemented(what: str) -> PgrstError:
     return PgrstError(501, "GW501", f"the test gateway does not implement {what}",
-                      hint="extend tests/gateway/rest.py if the store now needs it")
+                      hint="extend tests/support/gateway/rest.py if the store now needs it")
 
 
 def identifier(name: str, what: str) -> str:

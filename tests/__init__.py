@@ -1,0 +1,1 @@
+"""The test suite; shared code is in :mod:`tests.support`."""
