@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 
-.PHONY: dev test test-fast system-deps bench clean
+.PHONY: dev test test-fast lint system-deps bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -29,9 +29,13 @@ dev: $(STAMP)
 system-deps:
 	bash tests/system-deps.sh
 
-## test: install what the tests need, then run them all
-test: $(STAMP) system-deps
+## test: install what the tests need, check the code with ruff, then run every test
+test: $(STAMP) system-deps lint
 	$(BIN)/pytest
+
+## lint: ruff, with the rules in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 ## test-fast: only the tests that start no outside program
 test-fast: $(STAMP)

@@ -18,7 +18,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # app.config imports neither Flask nor ssl: the master stays unpatched until each worker's fork.
-from app.config import ConfigError, ServerSettings, Settings, read_env
+from app.config import ConfigError, ServerSettings, Settings, read_env  # noqa: E402
 
 try:
     _server = ServerSettings.from_env()

@@ -23,9 +23,12 @@ import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import unquote_plus
 
 from gunicorn import glogging
+
+from .config import ConfigError, ServerSettings, declarations, read_env
 
 REDACTED = "[redacted]"
 SECRET_PARAMS = frozenset({"token", "admin_token"})
@@ -41,7 +44,6 @@ MIN_LITERAL_SECRET = 8  # shorter values (``adm`` in dev) would blank out ordina
 
 # The id of the request this greenlet or thread is serving (None outside a request).
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 class Redactor:
@@ -121,9 +123,21 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def log_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``log_json`` and ``log_level`` as declared in :class:`app.config.ServerSettings`.
+
+    A wrong value falls back to the defaults here: logging must work to say what is wrong,
+    and gunicorn's start-up check refuses the value in one line."""
+    names = ("log_json", "log_level")
+    try:
+        return read_env(ServerSettings, environ, names)
+    except ConfigError:
+        return {name: d.default for name, d in declarations(ServerSettings).items()
+                if name in names}
+
+
 def json_logs_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return env.get("OPS_LOG_JSON", "").strip().lower() in TRUE_WORDS
+    return bool(log_settings(environ)["log_json"])
 
 
 def make_formatter(redactor: Redactor, base: logging.Formatter | None = None) -> logging.Formatter:
@@ -135,7 +149,7 @@ def make_formatter(redactor: Redactor, base: logging.Formatter | None = None) ->
 
 def configure_logging() -> None:
     """Send the app's records (and the dev server's) to stderr, beside gunicorn's own log."""
-    level = os.environ.get("OPS_LOG_LEVEL", "INFO").upper()
+    level = str(log_settings()["log_level"]).upper()
     # Record fields no format of ours shows; not gathering them makes every line cheaper
     # (the logging HOWTO's "Optimization" section).
     logging.logThreads = False

@@ -23,7 +23,9 @@ from .stats import median_of_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("latency", "streams", "creation", "supabase")
-PROGRAMS = ("redis-server", "wrk")
+# What each scenario starts besides Python: the peer runs on redis-server, wrk loads creation.
+PROGRAMS = {"latency": ("redis-server",), "streams": ("redis-server",), "creation": ("wrk",),
+            "supabase": ()}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -143,7 +145,8 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    needed = sorted({p for name in args.scenario or SCENARIOS for p in PROGRAMS[name]})
+    missing = [p for p in needed if shutil.which(p) is None]
     if missing:
         print(f"missing programs: {', '.join(missing)}; run bash bench/system-deps.sh "
               "(make bench does)", file=sys.stderr)

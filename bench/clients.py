@@ -149,7 +149,7 @@ async def run() -> None:
                     open_timeout)
             streams.append(stream)
             await asyncio.wait_for(stream.opened, open_timeout)
-        except (OSError, asyncio.TimeoutError, ConnectionError) as error:
+        except (TimeoutError, OSError, ConnectionError) as error:
             errors[str(error) or type(error).__name__] += 1
 
     await asyncio.gather(*(open_stream(path) for path in spec["paths"]))
@@ -160,7 +160,7 @@ async def run() -> None:
 
     try:
         await asyncio.wait_for(lines.get(), float(spec.get("max_seconds", 300)))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     closed_early = sum(s.lost for s in streams)
     for stream in streams:

@@ -10,8 +10,16 @@ import socket
 import sys
 from pathlib import Path
 
-from .procs import (Process, children, cpu_seconds, free_port, rss_kib, run_delay_seconds,
-                    wait_answering, wait_until)
+from .procs import (
+    Process,
+    children,
+    cpu_seconds,
+    free_port,
+    rss_kib,
+    run_delay_seconds,
+    wait_answering,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-token-0123456789"

@@ -9,9 +9,9 @@ import pytest
 from app import create_app
 from tests.support.api import Admin, make_settings
 from tests.support.clock import FakeClock
+
 # PostgreSQL and the PostgREST stand-in, for the Supabase store's tests.
-from tests.support.supabase_fixtures import (postgres, supabase_db, supabase_env,  # noqa: F401
-                                             supabase_gateway)
+from tests.support.supabase_fixtures import postgres, supabase_db, supabase_env, supabase_gateway  # noqa: F401
 
 
 @pytest.fixture

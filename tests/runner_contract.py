@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from app.executor import Executor
-from app.store import MemoryStore, TaskStatus, TERMINAL_KINDS
+from app.store import TERMINAL_KINDS, MemoryStore, TaskStatus
 from tests.support.processes import wait_until
 
 

@@ -5,12 +5,11 @@ at 1, as in a new database)."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
 
-from app.store import TaskFinished, TaskNotFound, TaskStatus, TERMINAL_KINDS
+from app.store import TERMINAL_KINDS, TaskFinished, TaskNotFound, TaskStatus
 
 
 class StoreContract:

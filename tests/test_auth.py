@@ -17,8 +17,8 @@ PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>",
 def gated_endpoints():
     """Every (method, path) the app serves except the public ones, read from its URL map, so
     that a new endpoint is covered without anyone remembering to list it."""
-    from tests.support.api import make_settings
     from app import create_app
+    from tests.support.api import make_settings
 
     app = create_app(make_settings())
     found = []

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from app.cli import cli
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
-from tests.support.processes import ROOT, free_port
 from tests.support.nginx import NginxServer
+from tests.support.processes import ROOT, free_port
 from tests.support.sse import DEV_KINDS, events
 
 SERVER_ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1",

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
 from tests.support.api import ADMIN, SECRET
+from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
 from tests.support.live import GunicornServer
 from tests.support.processes import ROOT, wait_until
 from tests.support.sse import DEV_KINDS

@@ -8,7 +8,6 @@ from html.parser import HTMLParser
 import pytest
 
 from app.http.ui import UI_DIR
-
 from tests.support.api import ADMIN
 
 STATIC = UI_DIR / "static"

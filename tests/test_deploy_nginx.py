@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
-from tests.support.processes import require_program, wait_until
 from tests.support.nginx import CurlStream, NginxServer
+from tests.support.processes import require_program, wait_until
 from tests.support.sse import DEV_KINDS
 
 pytestmark = pytest.mark.live

@@ -1,4 +1,4 @@
-"""The executor: bounds, failures, timeouts and shutdown (runner behaviour is in runner_contract)."""
+"""The executor: bounds, failures, timeouts and shutdown (runners: tests/runner_contract.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from app.executor import Executor, QueueFull, ShuttingDown, TaskFailed
 from app.store import MemoryStore, TaskStatus
+from tests.support.api import make_settings
 from tests.support.processes import wait_until
 
 
@@ -28,6 +29,8 @@ def make_executor():
     made = []
 
     def build(scripts, **options):
+        settings = make_settings()
+        options = {"workers": settings.workers, "queue_size": settings.queue_size, **options}
         executor = Executor(MemoryStore(), {"scripted": ScriptedRunner(scripts)}, **options)
         made.append(executor)
         return executor
@@ -115,7 +118,7 @@ def test_inline_mode_starts_no_thread_and_runs_in_order(make_executor):
     assert executor.run_pending() == 3
     assert order == ["a", "b", "a"] and threading.active_count() == before
     assert all(executor.store.get_task(t.id).status == TaskStatus.DONE for t in tasks)
-    assert executor.stats() == {"workers": 4, "running": 0, "queued": 0, "capacity": 104}
+    assert executor.stats() == {"workers": 4, "running": 0, "queued": 0, "capacity": 4 + 10}
     assert executor.run_pending() == 0
 
 

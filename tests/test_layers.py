@@ -1,4 +1,4 @@
-"""Imports run one way: docs/architecture.md lists the layers, and no module imports a higher one."""
+"""Imports run one way: docs/architecture.md lists the layers; no module imports a higher one."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from app.executor.runners.llm import LLMRunner
+from tests.runner_contract import FailingRunnerContract, RunnerContract
 from tests.support.api import Admin, make_settings
 from tests.support.fake_llm import answer_text
 from tests.support.processes import free_port, wait_until
-from tests.runner_contract import FailingRunnerContract, RunnerContract
 from tests.support.runners import Tasks
 
 
@@ -146,7 +146,7 @@ class TestLLMRunnerContract(RunnerContract, FailingRunnerContract):
     @pytest.fixture
     def runner(self, fake_llm):
         return LLMRunner(fake_llm.url, "fake-model", fake_llm.api_key, timeout=5.0,
-                         batch_seconds=0.2)
+                         batch_seconds=0.2, batch_chars=make_settings().llm_batch_chars)
 
     @pytest.fixture
     def jobs(self):

@@ -103,8 +103,9 @@ def test_an_answer_that_strays_from_the_description_is_caught(admin, document, d
     # ... or from bytes that json.loads decodes leniently: UTF-8 0xED 0xA0 0x80, or UTF-16.
     ("/ops/tasks", "POST", {"data": b'{"title": "x\xed\xa0\x80"}',
                             "content_type": "application/json"}, 400),
-    ("/ops/tasks", "POST", {"data": '{"title": "x?"}'.encode("utf-16-le").replace(b"?\0", b"\0\xd8"),
-                            "content_type": "application/json"}, 400),
+    ("/ops/tasks", "POST",
+     {"data": '{"title": "x?"}'.encode("utf-16-le").replace(b"?\0", b"\0\xd8"),
+      "content_type": "application/json"}, 400),
     # Lengths and characters are checked as sent (the description's maxLength and pattern).
     ("/ops/tasks", "POST", {"json": {"title": " " + "x" * 200}}, 422),
     ("/ops/tasks", "POST", {"json": {"title": "trailing newline\n"}}, 422),

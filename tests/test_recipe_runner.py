@@ -12,10 +12,11 @@ import pytest
 
 from app.executor import build_runners
 from app.recipes import RecipeBook, load_recipes
+from tests.runner_contract import FailingRunnerContract, RunnerContract
 from tests.support.api import Admin, make_settings
 from tests.support.processes import ROOT, require_program
-from tests.runner_contract import FailingRunnerContract, RunnerContract
 from tests.support.runners import HERE, RECIPES, Tasks, kill_leftovers, pids_in, process_alive
+
 
 def with_this_interpreter(book: RecipeBook) -> RecipeBook:
     """The test recipes, run by this interpreter rather than whatever python3 is on PATH."""

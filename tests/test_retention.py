@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.store.retention import RetentionSweeper
 from app.store import MemoryStore, TaskNotFound, TaskStatus
+from app.store.retention import RetentionSweeper
 
 
 def test_sweep_purges_old_finished_tasks_in_batches(clock):

@@ -10,6 +10,7 @@ import pytest
 from app.metrics import Metrics
 from app.store import MemoryStore, ObservedStore, TaskStore
 from app.store.supabase import SupabaseStore
+from tests.support.supabase_fixtures import store_options
 
 # Public methods a store has beyond the contract, and why.
 EXTRAS = {
@@ -57,7 +58,8 @@ def test_the_wrapper_delegates_explicitly():
     assert isinstance(ObservedStore.cancel_poll_seconds, property)
     assert isinstance(ObservedStore.backend_name, property)
     # Nothing is sent to Supabase before the first call.
-    wrapped = ObservedStore(SupabaseStore("http://127.0.0.1:9", "key", poll_seconds=0.25),
+    wrapped = ObservedStore(SupabaseStore("http://127.0.0.1:9", "key",
+                                          **store_options(poll_seconds=0.25)),
                             Metrics())
     assert (wrapped.backend_name, wrapped.cancel_poll_seconds) == ("SupabaseStore", 0.25)
     wrapped.close()

@@ -10,8 +10,8 @@ import pytest
 
 from app.metrics import Metrics
 from app.store import MemoryStore, ObservedStore, TaskStatus
-from tests.support.processes import wait_until
 from tests.store_contract import StoreContract
+from tests.support.processes import wait_until
 from tests.support.supabase_fixtures import open_store
 
 

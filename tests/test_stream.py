@@ -39,7 +39,8 @@ def test_resume_after_last_event_id_header_and_query(admin):
     task_id = admin.create()["id"]
     full = events(stream(admin, task_id).get_data(as_text=True))
     middle = full[3]["id"]
-    by_header = events(stream(admin, task_id, headers={"Last-Event-ID": str(middle)}).get_data(as_text=True))
+    by_header = events(stream(admin, task_id, headers={"Last-Event-ID": str(middle)})
+                       .get_data(as_text=True))
     by_query = events(stream(admin, task_id, f"?last_event_id={middle}").get_data(as_text=True))
     assert by_header == by_query == full[4:]
 
@@ -104,7 +105,8 @@ def test_stream_ends_at_its_maximum_lifetime_and_resumes(admin_for):
     admin = admin_for(dev_tick_seconds=0.15, heartbeat_seconds=0.05, stream_max_seconds=0.2)
     task_id = admin.create()["id"]
     seen, last, connections = [], 0, 0
-    for connections in range(1, 100):  # each connection lives ~0.2 s; the task ~0.6 s
+    while connections < 100:  # each connection lives ~0.2 s; the task ~0.6 s
+        connections += 1
         got = events(stream(admin, task_id, f"?last_event_id={last}").get_data(as_text=True))
         seen.extend(got)
         last = got[-1]["id"] if got else last

@@ -5,8 +5,8 @@ import pytest
 from app import ConfigError, Settings, create_app
 from app.executor.runners.dev import DevRunner
 from tests.support.api import ADMIN, Admin, make_settings
-from tests.support.sse import DEV_KINDS, events
 from tests.support.processes import wait_until
+from tests.support.sse import DEV_KINDS, events
 
 BASE = {"SETTINGS_ADMIN_TOKEN": "adm"}
 

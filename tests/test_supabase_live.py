@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.api import live_env
 from tests.support.live import GunicornServer
-from tests.support.processes import wait_until
 from tests.support.postgres import PostgresServer
+from tests.support.processes import wait_until
 from tests.support.sse import DEV_KINDS, events, parse_messages
 from tests.support.supabase_fixtures import FAST_ENV, own_gateway
 
@@ -120,14 +120,16 @@ def test_restart_keeps_finished_tasks_and_fails_the_running_ones(supabase_db, po
         wait_until(lambda: server.admin.task(finished)["status"] == "done", timeout=10)
         running = [server.admin.create(f"running {n}")["id"] for n in range(2)]
         for task_id in running:
-            wait_until(lambda: server.admin.task(task_id)["status"] == "running", timeout=10)
+            wait_until(lambda task_id=task_id: server.admin.task(task_id)["status"] == "running",
+                       timeout=10)
         server.stop(signal.SIGKILL)  # as a crash: nothing gets to end its tasks
 
         server.start()
         assert_complete(stream(server, finished))
         for task_id in running:
             ended = wait_until(
-                lambda: (t := server.admin.task(task_id))["status"] != "running" and t,
+                lambda task_id=task_id: (t := server.admin.task(task_id))["status"] != "running"
+                and t,
                 timeout=15)
             assert ended["status"] == "failed" and "orphaned" in ended["error"]
             received = stream(server, task_id)
@@ -144,7 +146,8 @@ def test_outage_answers_503_then_loses_and_repeats_nothing(postgres):
         with GunicornServer(env, workers=2) as server:
             ids = [server.admin.create(f"t{n}")["id"] for n in range(3)]
             for task_id in ids:
-                wait_until(lambda: server.admin.task(task_id)["status"] == "running", timeout=10)
+                wait_until(lambda task_id=task_id: server.admin.task(task_id)["status"]
+                           == "running", timeout=10)
             readers = [StreamReader(server, task_id) for task_id in ids]
             for reader in readers:
                 reader.start()

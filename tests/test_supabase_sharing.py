@@ -8,7 +8,7 @@ import pytest
 
 from app.store import StoreUnavailable, TaskFinished, TaskStatus
 from tests.support.processes import wait_until
-from tests.support.supabase_fixtures import open_store, own_gateway
+from tests.support.supabase_fixtures import open_store, own_gateway, store_options
 
 pytestmark = pytest.mark.live
 
@@ -54,7 +54,7 @@ def test_queued_cancel_and_start_race_has_one_winner(supabase_db):
             barrier = threading.Barrier(2)
             outcome = {}
 
-            def start():
+            def start(task=task, barrier=barrier, outcome=outcome):
                 barrier.wait()
                 try:
                     a.mark_running(task.id)
@@ -268,7 +268,7 @@ def test_check_refuses_a_wrong_key(supabase_db):
     with open_store(supabase_db) as good:
         good.check()
     from app.store.supabase import SupabaseStore
-    store = SupabaseStore(supabase_db.url, "not-the-key")
+    store = SupabaseStore(supabase_db.url, "not-the-key", **store_options())
     try:
         with pytest.raises(StoreUnavailable, match="refused SUPABASE_SERVICE_ROLE_KEY") as info:
             store.check()

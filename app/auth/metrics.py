@@ -6,7 +6,8 @@ import functools
 
 from flask import request
 
-from .admin import HEADER as ADMIN_HEADER, admin_header_present
+from .admin import HEADER as ADMIN_HEADER
+from .admin import admin_header_present
 from .credentials import Unauthenticated, credentials
 
 

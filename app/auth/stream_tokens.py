@@ -40,7 +40,8 @@ class StreamTokens:
         return token, datetime.fromtimestamp(expires, timezone.utc)
 
     def verify(self, token: str, task_id: int) -> None:
-        """Return if the token grants streaming ``task_id``; raise TokenInvalid or TokenForOtherTask."""
+        """Return if the token grants streaming ``task_id``; else raise TokenInvalid or
+        TokenForOtherTask."""
         parts = token.split(".")
         if len(parts) != 4 or parts[0] != VERSION:
             raise TokenInvalid("malformed stream token")

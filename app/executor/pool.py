@@ -39,8 +39,8 @@ class ShuttingDown(Exception):
 class Executor:
     """Runs tasks from a bounded queue on ``workers`` workers."""
 
-    def __init__(self, store: TaskStore, runners: Mapping[str, Runner], *, workers: int = 4,
-                 queue_size: int = 100, task_timeout: float | None = None,
+    def __init__(self, store: TaskStore, runners: Mapping[str, Runner], *, workers: int,
+                 queue_size: int, task_timeout: float | None = None,
                  watch_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  on_counts: Callable[[int, int], None] | None = None, inline: bool = False):
         self.store = store

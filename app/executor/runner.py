@@ -28,7 +28,8 @@ class TaskFailed(Exception):
 
 
 class TaskStopped(Exception):
-    """The task was stopped from outside: canceled (``canceled``), timed out or shut down (``failed``).
+    """The task was stopped from outside: canceled (``canceled``), timed out or shut down
+    (``failed``).
 
     A runner that had to undo work to stop (kill a process group) re-raises it with ``data``
     saying how; the terminal event carries it."""

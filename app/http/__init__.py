@@ -10,8 +10,8 @@ from .parsing import TaskIdConverter
 
 def init_app(app: Flask, settings, metrics) -> None:
     """Register every blueprint and request hook on ``app``."""
-    from . import (errors, health, metrics as metrics_view, openapi, recipes, request_log,
-                   security, stream, tasks, ui)
+    from . import errors, health, openapi, recipes, request_log, security, stream, tasks, ui
+    from . import metrics as metrics_view
     from .proxy import TrustedProxyFix
 
     app.url_map.converters["task_id"] = TaskIdConverter

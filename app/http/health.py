@@ -4,8 +4,8 @@ import logging
 
 from flask import Blueprint, jsonify
 
-from .errors import error_response
 from ..services import services
+from .errors import error_response
 
 bp = Blueprint("health", __name__)
 

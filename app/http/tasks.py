@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..auth.admin import admin_required
-from .errors import Invalid
 from ..executor import choose_runner
 from ..services import services
 from ..store import TaskStatus, isoformat
+from .errors import Invalid
 from .parsing import int_arg, json_object, text_field
 
 bp = Blueprint("tasks", __name__, url_prefix="/ops")

@@ -1,8 +1,19 @@
 """Task stores: one contract (:mod:`.base`), one backend per module (the Supabase one a
 package), and :class:`ObservedStore`, the wrapper the app uses."""
 
-from .base import (Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore, StoreError,
-                   StoreUnavailable, TERMINAL_KINDS, TERMINAL_STATUSES, isoformat)
+from .base import (
+    TERMINAL_KINDS,
+    TERMINAL_STATUSES,
+    Event,
+    StoreError,
+    StoreUnavailable,
+    Task,
+    TaskFinished,
+    TaskNotFound,
+    TaskStatus,
+    TaskStore,
+    isoformat,
+)
 from .memory import MemoryStore
 from .observed import ObservedStore
 

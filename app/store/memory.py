@@ -15,8 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from .base import (Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore,
-                   TERMINAL_KINDS)
+from .base import TERMINAL_KINDS, Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore
 
 
 def utcnow() -> datetime:
@@ -32,7 +31,7 @@ class _Record:
         self.event_ids: list[int] = []  # parallel to events, for bisect
         # Set, then replaced by a fresh one, at each append: every stream waiting on the task
         # wakes at once, without the lock, the per-wait waiter lock and the one-by-one
-        # notify of a Condition (a fifth of the worker's time at 1,000 streams).
+        # notify of a Condition, which cost much at 1,000 streams (docs/performance.md).
         self.arrived = threading.Event()
         self.cancel_requested = False
 

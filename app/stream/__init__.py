@@ -4,7 +4,6 @@
 command line and the LLM runner.
 """
 
-from .sse import (StreamsClosing, StreamTracker, TooManyStreams, event_stream,
-                  format_event)
+from .sse import StreamsClosing, StreamTracker, TooManyStreams, event_stream, format_event
 
 __all__ = ["StreamTracker", "StreamsClosing", "TooManyStreams", "event_stream", "format_event"]

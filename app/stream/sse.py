@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ..store import Event, StoreUnavailable, TaskStore, TERMINAL_KINDS
+from ..store import TERMINAL_KINDS, Event, StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
 

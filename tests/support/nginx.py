@@ -18,8 +18,15 @@ import time
 from pathlib import Path
 
 from .api import ADMIN, LiveAdmin
-from .processes import (ROOT, Service, free_port, require_program, stop_process_group,
-                        wait_answering, wait_until)
+from .processes import (
+    ROOT,
+    Service,
+    free_port,
+    require_program,
+    stop_process_group,
+    wait_answering,
+    wait_until,
+)
 
 SITE = ROOT / "docs" / "deploy" / "nginx.conf"
 

@@ -16,7 +16,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-
 from .processes import ROOT, free_port, require_program, wait_until
 
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))

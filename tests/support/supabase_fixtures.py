@@ -13,10 +13,22 @@ import itertools
 import pytest
 
 from app.store.supabase import SupabaseStore
+
+from .api import make_settings
 from .gateway import GatewayProcess
 from .postgres import PostgresServer
 
 FAST = dict(poll_seconds=0.05, timeout=2.0, lease_seconds=0.3, orphan_seconds=1.5)
+
+
+def store_options(**overrides) -> dict:
+    """SupabaseStore's keyword arguments: the settings' defaults, then ``overrides``."""
+    settings = make_settings()
+    return {"poll_seconds": settings.supabase_poll_seconds,
+            "timeout": settings.supabase_timeout_seconds,
+            "lease_seconds": settings.supabase_lease_seconds,
+            "orphan_seconds": settings.supabase_orphan_seconds,
+            "outbox_events": settings.supabase_outbox_events, **overrides}
 _names = itertools.count(1)
 
 
@@ -71,7 +83,7 @@ def own_gateway(postgres, migrate: bool = True):
 @contextlib.contextmanager
 def open_store(gateway: GatewayProcess, **options):
     """A SupabaseStore on the gateway (fast timings unless overridden), closed afterwards."""
-    store = SupabaseStore(gateway.url, gateway.key, **{**FAST, **options})
+    store = SupabaseStore(gateway.url, gateway.key, **store_options(**{**FAST, **options}))
     try:
         yield store
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..base import Event, StoreUnavailable, TaskFinished, TaskStatus
 from .rest import EVENTS, TASKS, SupabaseRest

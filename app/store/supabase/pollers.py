@@ -22,9 +22,9 @@ import bisect
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from ..base import Event, StoreUnavailable, TERMINAL_KINDS
+from ..base import TERMINAL_KINDS, Event, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
+
 from supabase import ClientOptions, create_client
 
 from ..base import TERMINAL_KINDS, Event, StoreUnavailable, Task, TaskStatus

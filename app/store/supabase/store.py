@@ -16,12 +16,28 @@ import threading
 import time
 from typing import Any
 
-from ..base import (Event, LIFECYCLE_KINDS, Task, TaskFinished, TaskNotFound, TaskStatus,
-                    TaskStore, StoreUnavailable, TERMINAL_KINDS)
+from ..base import (
+    LIFECYCLE_KINDS,
+    TERMINAL_KINDS,
+    Event,
+    StoreUnavailable,
+    Task,
+    TaskFinished,
+    TaskNotFound,
+    TaskStatus,
+    TaskStore,
+)
 from .leases import Leases
 from .pollers import PollerHub
-from .rest import (EVENTS, TASK_COLUMNS, TASKS, SupabaseError, SupabaseRest, event_from_row,
-                   task_from_row)
+from .rest import (
+    EVENTS,
+    TASK_COLUMNS,
+    TASKS,
+    SupabaseError,
+    SupabaseRest,
+    event_from_row,
+    task_from_row,
+)
 from .schema import check_schema
 from .writer import LEASE, TaskWriter
 
@@ -34,9 +50,8 @@ _ROW_FILTER = {TaskStatus.QUEUED: ("queued", "canceling"),
 class SupabaseStore(TaskStore):
     """Tasks and events in Supabase through the official client."""
 
-    def __init__(self, url: str, key: str, *, poll_seconds: float = 0.5,
-                 timeout: float = 5.0, lease_seconds: float = 10.0,
-                 orphan_seconds: float = 60.0, outbox_events: int = 10_000):
+    def __init__(self, url: str, key: str, *, poll_seconds: float, timeout: float,
+                 lease_seconds: float, orphan_seconds: float, outbox_events: int):
         self.cancel_poll_seconds = poll_seconds  # the executor's watcher follows it
         self.lease_seconds = lease_seconds
         self._rest = SupabaseRest(url, key, timeout)

@@ -19,10 +19,11 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
-from ..base import (Event, StoreUnavailable, TaskFinished, TaskStatus, TERMINAL_KINDS)
+from ..base import TERMINAL_KINDS, Event, StoreUnavailable, TaskFinished, TaskStatus
 from .rest import EVENTS, TASKS, UNIQUE_VIOLATION, SupabaseError, SupabaseRest, event_from_row
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ class LLMRunner:
     name = "llm"
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *,
-                 timeout: float = 60.0, batch_seconds: float = 1.0, batch_chars: int = 2000,
+                 timeout: float, batch_seconds: float, batch_chars: int,
                  clock: Callable[[], float] = time.monotonic):
         self.url = f"{base_url.rstrip('/')}/chat/completions"
         parts = urlsplit(base_url)

@@ -21,11 +21,12 @@ from pathlib import Path
 import click
 import requests
 
-from .stream.reader import read_messages
+from ..config import CliSettings, declarations
+from ..store.base import TERMINAL_KINDS
+from ..stream.reader import read_messages
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
-TERMINAL = ("done", "failed", "canceled")
+DEFAULT_URL = declarations(CliSettings)["url"].default
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
 STREAM_READ_TIMEOUT = 75.0  # several heartbeats (15 s by default) must fit in it
 
 
@@ -182,7 +183,7 @@ def migrations(directory: Path) -> None:
               help="Also check that the Supabase store answers.")
 def check(connect: bool) -> None:
     """Check the configuration: which store, which runners, what is missing."""
-    from .config_check import report
+    from .check import report
 
     problems = report(os.environ, connect, click.echo)
     if problems:
@@ -211,7 +212,7 @@ def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> s
                     event = json.loads(message.data)
                     last_id, failures = event["id"], 0
                     echo(event)
-                    if event["kind"] in TERMINAL:
+                    if event["kind"] in TERMINAL_KINDS:
                         return event["kind"]
         except AnswerError as error:
             if error.status < 500:

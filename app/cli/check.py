@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from .config import ConfigError, ServerSettings, Settings
-from .executor import NoRunner, build_runners, choose_runner
+from ..config import ConfigError, ServerSettings, Settings
+from ..executor import NoRunner, build_runners, choose_runner
 
 
 def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None]) -> int:
@@ -67,7 +67,7 @@ def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None
 
 def _store_problem(settings: Settings) -> str | None:
     """None when the configured store answers, else what went wrong."""
-    from .store import make_store
+    from ..store import make_store
 
     store = None
     try:
