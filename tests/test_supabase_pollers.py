@@ -5,6 +5,7 @@ The hub's clock is the ``clock`` fixture where a test needs time to pass on its 
 interval of an hour then tells "at once" from "at the end of the interval" whatever the
 machine's load."""
 
+import contextlib
 import threading
 import time
 
@@ -12,6 +13,19 @@ from app.store.supabase.pollers import NUDGED_GAP, PollerHub
 from tests.support.processes import wait_until
 
 HOUR = 3600.0
+
+
+@contextlib.contextmanager
+def one_waiter(fetch, clock):
+    """A hub polling every HOUR on ``clock`` for one stream that waits (nearly) for ever."""
+    hub = PollerHub(fetch, interval=HOUR, linger=100 * HOUR, clock=clock)
+    waiter = threading.Thread(target=hub.wait, args=(1, 0, 1000 * HOUR, 100))
+    waiter.start()
+    try:
+        yield hub
+    finally:
+        hub.close()
+        waiter.join(10)
 
 
 def test_a_slow_poll_does_not_stretch_the_interval(clock):
@@ -22,16 +36,10 @@ def test_a_slow_poll_does_not_stretch_the_interval(clock):
         calls.append(clock())
         return []
 
-    hub = PollerHub(fetch, interval=HOUR, linger=100 * HOUR, clock=clock)
-    try:
-        waiter = threading.Thread(target=hub.wait, args=(1, 0, 1000 * HOUR, 100))
-        waiter.start()
+    with one_waiter(fetch, clock):
         # Counted from each poll's start, the interval is over when the poll returns: the
         # next one starts at once. Waiting an interval after each would take an hour each.
         wait_until(lambda: len(calls) >= 8, timeout=30, message="eight polls back to back")
-    finally:
-        hub.close()
-        waiter.join(10)
 
 
 def test_a_nudge_polls_at_once_once_the_nudged_gap_has_passed(clock):
@@ -41,18 +49,12 @@ def test_a_nudge_polls_at_once_once_the_nudged_gap_has_passed(clock):
         calls.append(clock())
         return []
 
-    hub = PollerHub(fetch, interval=HOUR, linger=100 * HOUR, clock=clock)
-    try:
-        waiter = threading.Thread(target=hub.wait, args=(1, 0, 1000 * HOUR, 100))
-        waiter.start()
+    with one_waiter(fetch, clock) as hub:
         wait_until(lambda: len(calls) == 1, timeout=30, message="the first poll")
         clock.advance(HOUR * NUDGED_GAP)
         hub.nudge(1)
         # Without the nudge the next poll would come an hour later.
         wait_until(lambda: len(calls) == 2, timeout=30, message="the nudged poll")
-    finally:
-        hub.close()
-        waiter.join(10)
     assert calls[1] - calls[0] == HOUR * NUDGED_GAP
 
 

@@ -1,25 +1,13 @@
 """Task stores: one contract (:mod:`.base`), one backend per module (the Supabase one a
 package), and :class:`ObservedStore`, the wrapper the app uses."""
 
-from .base import (
-    TERMINAL_KINDS,
-    TERMINAL_STATUSES,
-    Event,
-    StoreError,
-    StoreUnavailable,
-    Task,
-    TaskFinished,
-    TaskNotFound,
-    TaskStatus,
-    TaskStore,
-    isoformat,
-)
+from . import base
+from .base import *  # noqa: F403 (the contract's names: base.__all__)
+from .base import TaskStore
 from .memory import MemoryStore
 from .observed import ObservedStore
 
-__all__ = ["Event", "MemoryStore", "ObservedStore", "StoreError", "StoreUnavailable", "Task",
-           "TaskFinished", "TaskNotFound", "TaskStatus", "TaskStore", "TERMINAL_KINDS",
-           "TERMINAL_STATUSES", "isoformat", "make_store"]
+__all__ = [*base.__all__, "MemoryStore", "ObservedStore", "make_store"]
 
 
 def make_store(settings) -> TaskStore:

@@ -38,6 +38,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+__all__ = ["Event", "StoreError", "StoreUnavailable", "Task", "TaskFinished", "TaskNotFound",
+           "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES", "isoformat"]
+
 log = logging.getLogger(__name__)
 
 
