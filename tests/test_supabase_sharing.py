@@ -47,6 +47,32 @@ def test_cancel_of_a_running_task_travels_through_the_row(supabase_db):
             b.request_cancel(task.id)
 
 
+def test_a_cancel_answers_with_its_own_flag_despite_a_read_in_flight(supabase_db):
+    """A read of the task that began before the cancel (a stream opening) and ends after it
+    neither answers the cancel nor replaces the fresher task in the cache."""
+    with open_store(supabase_db) as runner, open_store(supabase_db) as api:
+        task = runner.create_task("t", None, "dev")
+        runner.mark_running(task.id)
+        read_task, stale_read, release = api._read_task, threading.Event(), threading.Event()
+
+        def slow_first_read(task_id):
+            found = read_task(task_id)
+            if not stale_read.is_set():
+                stale_read.set()
+                release.wait(30)
+            return found
+
+        api._read_task = slow_first_read
+        opening = threading.Thread(target=api.get_task, args=(task.id,))
+        opening.start()
+        assert stale_read.wait(30)  # it read the task as running, not yet flagged
+        answered = api.request_cancel(task.id)
+        release.set()
+        opening.join(30)
+        assert answered.status == TaskStatus.RUNNING and answered.cancel_requested
+        assert api.get_task(task.id).cancel_requested
+
+
 def test_queued_cancel_and_start_race_has_one_winner(supabase_db):
     with open_store(supabase_db) as a, open_store(supabase_db) as b:
         for _ in range(10):

@@ -110,13 +110,7 @@ class SupabaseStore(TaskStore):
             cached = self._cached(task_id)
             if cached is not None:
                 return cached
-            task = self._read_task(task_id)
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                    self._fetching.clear()
-                self._cache[task_id] = (time.monotonic(), task)
-            return task
+            return self._read_and_cache(task_id)
 
     def list_tasks(self, limit, status=None, before_id=None):
         self._start()
@@ -218,8 +212,9 @@ class SupabaseStore(TaskStore):
             task = self._read_task(task_id)
             if task.status.is_terminal:
                 raise TaskFinished(task_id, task.status)
-        self._forget(task_id)
-        return self.get_task(task_id)
+        # Read afresh: a read started before the flag (a stream opening) may still be
+        # on its way into the cache, and the caller must see its own cancel.
+        return self._read_and_cache(task_id)
 
     def is_cancel_requested(self, task_id):
         self._start()
@@ -321,6 +316,19 @@ class SupabaseStore(TaskStore):
         if entry is not None and time.monotonic() - entry[0] < self.cancel_poll_seconds:
             return entry[1]
         return None
+
+    def _read_and_cache(self, task_id: int) -> Task:
+        """Read the task; cache it unless a read that started later is cached already."""
+        started = time.monotonic()
+        task = self._read_task(task_id)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+                self._fetching.clear()
+            entry = self._cache.get(task_id)
+            if entry is None or entry[0] <= started:
+                self._cache[task_id] = (started, task)
+        return task
 
     def _forget(self, task_id: int) -> None:
         with self._lock:
