@@ -7,14 +7,15 @@ import pytest
 
 from app.config import ConfigError, ServerSettings, Settings, read_env
 
-ADMIN = {"SETTINGS_ADMIN_TOKEN": "x"}
+TOKEN = "an-admin-token-0123456789abc"
+ADMIN = {"SETTINGS_ADMIN_TOKEN": TOKEN}
 SECRET = "a-stream-secret-0123456789"
 
 
 def test_unset_variables_give_the_field_defaults():
     from_env = Settings.from_env({**ADMIN, "OPS_STREAM_SECRET": SECRET})
     # Only the retention default depends on another setting (the store).
-    assert from_env == Settings(admin_token="x", stream_secrets=(SECRET,),
+    assert from_env == Settings(admin_token=TOKEN, stream_secrets=(SECRET,),
                                 retention_seconds=86_400)
     assert ServerSettings.from_env({}) == ServerSettings()
 
