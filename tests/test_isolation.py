@@ -70,12 +70,12 @@ def test_as_root_recipes_run_as_the_recipe_user_and_reach_no_secret():
     with readable_copy() as code, GunicornServer(
             {**secret_env(Path(code, "tests/support/recipes.toml")),
              "OPS_RECIPE_USER": "nobody"}, cwd=Path(code)) as server:
+        assert_no_secret_reached(server)
         [identity] = [e["data"]["line"] for e in run_recipe(server, "identity")
                       if e["kind"] == "log"]
         assert json.loads(identity) == {
             "uid": nobody.pw_uid, "euid": nobody.pw_uid, "gid": nobody.pw_gid,
             "groups": [nobody.pw_gid], "home": nobody.pw_dir}
-        assert_no_secret_reached(server)
 
 
 def test_as_an_ordinary_user_recipes_of_that_user_reach_no_secret():
@@ -85,13 +85,13 @@ def test_as_an_ordinary_user_recipes_of_that_user_reach_no_secret():
         python, python_env = interpreter_for(user)
         env = {**secret_env(Path(code, "tests/support/recipes.toml")), **python_env}
         with GunicornServer(env, user=user, python=python, cwd=Path(code)) as server:
+            assert_no_secret_reached(server)
             [identity] = [e["data"]["line"] for e in run_recipe(server, "identity")
                           if e["kind"] == "log"]
             assert json.loads(identity)["uid"] == user.pw_uid
             # Both gunicorn processes are non-dumpable: the kernel gives their /proc to root.
             for pid in (server.process.pid, *server.worker_pids()):
                 assert os.stat(f"/proc/{pid}/environ").st_uid == 0
-            assert_no_secret_reached(server)
 
 
 @pytest.mark.parametrize("env, message", [
