@@ -45,7 +45,7 @@ class GroupRecords:
 
     def add(self, pgid: int) -> None:
         """Record a group this process started."""
-        with open(self._path(os.getpid(), pgid), "x"):
+        with open(self._path(os.getpid(), pgid), "w"):
             pass
 
     def discard(self, pgid: int) -> None:
