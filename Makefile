@@ -15,11 +15,14 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 ## dev: serve on http://localhost:8080 with the in-process store and the dev runner
-##      (DEV_LOCAL_LLM=0 make dev runs the example recipes of docs/examples/recipes.toml for real)
+##      (DEV_LOCAL_LLM=0 make dev runs the example recipes of docs/examples/recipes.toml for real,
+##      with a random admin token unless SETTINGS_ADMIN_TOKEN is set; as root, set OPS_RECIPE_USER)
 dev: $(STAMP)
-	@token="$${SETTINGS_ADMIN_TOKEN:-adm}"; \
+	@dev="$${DEV_LOCAL_LLM:-1}"; token="$$SETTINGS_ADMIN_TOKEN"; \
+	case "$$dev" in 1|true|yes|on) token="$${token:-adm}";; \
+	*) token="$${token:-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')}";; esac; \
 	echo "Ops Orchestrator (dev) on http://localhost:$(PORT)  admin token: $$token"; \
-	SETTINGS_ADMIN_TOKEN="$$token" DEV_LOCAL_LLM="$${DEV_LOCAL_LLM:-1}" \
+	SETTINGS_ADMIN_TOKEN="$$token" DEV_LOCAL_LLM="$$dev" \
 	SUPABASE_URL= SUPABASE_SERVICE_ROLE_KEY= \
 	OPS_RECIPES="$${OPS_RECIPES:-docs/examples/recipes.toml}" \
 	OPS_BIND="$${OPS_BIND:-127.0.0.1:$(PORT)}" WEB_CONCURRENCY=1 \

@@ -17,7 +17,14 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# Before anything else: the environment holds the secrets, and a recipe of the same user
+# could otherwise read them from /proc/<master pid>/environ (workers inherit it at fork).
+from app.isolation import make_undumpable  # noqa: E402
+
+make_undumpable()
+
 # app.config imports neither Flask nor ssl: the master stays unpatched until each worker's fork.
+from app import group_records  # noqa: E402
 from app.config import ConfigError, ServerSettings, Settings, read_env  # noqa: E402
 
 try:
@@ -65,6 +72,9 @@ def on_starting(server):
                  f"one worker (got {server.cfg.workers}); set WEB_CONCURRENCY=1 or configure "
                  f"SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
     _prepare_metrics_dir(server)
+    if settings.recipes is not None:
+        # Workers inherit it at fork and record there the groups their recipes run in.
+        group_records.install(group_records.GroupRecords.create())
 
 
 def _prepare_metrics_dir(server):
@@ -82,8 +92,21 @@ def _prepare_metrics_dir(server):
         server.ops_metrics_tmpdir = directory
 
 
+def post_fork(server, worker):
+    """Workers inherit the master's non-dumpable flag; set it again so that no worker
+    depends on how it was started."""
+    make_undumpable()
+
+
 def child_exit(server, worker):
-    """Drop a dead worker's gauges (its counters stay: totals never go down)."""
+    """Kill the recipes a dead worker left running; drop its gauges (its counters stay:
+    totals never go down)."""
+    records = group_records.installed()
+    if records is not None:
+        killed = records.kill_groups_of(worker.pid)
+        if killed:
+            server.log.warning("worker %s died with recipes running: killed process group(s) %s",
+                               worker.pid, ", ".join(map(str, killed)))
     if os.environ.get(METRICS_DIR):
         from prometheus_client import multiprocess
 

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .config import ConfigError, Settings
+from .isolation import running_as_root
 
 if TYPE_CHECKING:  # gunicorn's master imports app.config before gevent patches: no Flask yet
     from flask import Flask
@@ -36,6 +37,11 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
 
+    if settings.dev_mode and settings.recipes is not None and settings.recipe_user is None \
+            and running_as_root():
+        # Dev mode runs no recipe, but the same settings outside it would not start.
+        log.warning("OPS_RECIPE_USER is not set: as root, outside dev mode, the server "
+                    "refuses to start with recipes until it names an unprivileged user")
     if settings.stream_secret_is_fallback:
         log.warning("OPS_STREAM_SECRET is not set: stream tokens are signed with the admin "
                     "token; set OPS_STREAM_SECRET in production")

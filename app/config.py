@@ -26,9 +26,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .isolation import RecipeUser, running_as_root
 from .recipes import RecipeBook, RecipeFileError, load_recipes
 
 MIN_SECRET_LENGTH = 16
+# Without OPS_STREAM_SECRET the admin token is the HMAC key of stream tokens, which anyone
+# holding one can test guesses against offline: it must be too long to guess.
+MIN_ADMIN_TOKEN_LENGTH = 24
+MAKE_A_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 # Retention when OPS_RETENTION_SECONDS is unset and the store is the in-process one (which
 # forgets everything at exit anyway); with Supabase it is off unless set.
@@ -170,6 +175,19 @@ def _recipe_file(raw: str | None, d: Declaration) -> RecipeBook | None:
         raise ConfigError(f"{d.env}: {error}") from None
 
 
+def _user(raw: str | None, d: Declaration) -> RecipeUser | None:
+    text = (raw or "").strip()
+    if not text:
+        return d.default
+    try:
+        user = RecipeUser.lookup(text)
+    except (KeyError, OverflowError):
+        raise ConfigError(f"{d.env}: no user {text!r} on this system") from None
+    if user.uid == 0:
+        raise ConfigError(f"{d.env} must be an unprivileged user, not root")
+    return user
+
+
 _READERS: dict[type, Reader] = {bool: _flag_value, int: _integer, float: _float, str: _text}
 
 
@@ -281,6 +299,9 @@ class Settings:
     # Runners (docs/runners.md): the recipe file, the recipe runner's limits, the model server.
     recipes: RecipeBook | None = setting("OPS_RECIPES", None, read=_recipe_file,
                                          help="path of the recipe file (TOML)")
+    recipe_user: RecipeUser | None = setting(
+        "OPS_RECIPE_USER", None, read=_user, shown="unset (the service's user)",
+        help="the user (name or uid) recipes run as when the service runs as root")
     recipe_kill_grace: float = setting("OPS_RECIPE_KILL_GRACE_SECONDS", 5.0, low=0.1, high=600,
                                        help="seconds between SIGTERM and SIGKILL")
     recipe_max_line_bytes: int = setting("OPS_RECIPE_MAX_LINE_BYTES", 4096, low=80,
@@ -324,10 +345,17 @@ class Settings:
         return bool(self.supabase_url and self.supabase_key)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default ``os.environ``), or raise ConfigError."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 is_root: Callable[[], bool] = running_as_root) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``), or raise ConfigError.
+
+        ``is_root`` says whether the service runs as root (tests replace it)."""
         values = read_env(cls, environ)
         # What one variable alone cannot say.
+        if len(values["admin_token"]) < MIN_ADMIN_TOKEN_LENGTH and not values["dev_mode"]:
+            raise ConfigError(f"SETTINGS_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LENGTH} "
+                              f"characters long outside dev mode; make one with: {MAKE_A_TOKEN}")
+        _check_recipe_user(values, is_root())
         if not values["stream_secrets"]:
             values["stream_secrets"] = (values["admin_token"],)
             values["stream_secret_is_fallback"] = True
@@ -356,6 +384,18 @@ class Settings:
             raise ConfigError("OPS_LLM_BASE_URL is not set: OPS_LLM_MODEL and OPS_LLM_API_KEY "
                               "need the model server's URL")
         return cls(**values)
+
+
+def _check_recipe_user(values: dict[str, Any], root: bool) -> None:
+    """Recipes never run as root outside dev mode, nor as a user the service cannot become."""
+    user = values["recipe_user"]
+    if user is not None and not root and user.uid != os.geteuid():
+        raise ConfigError(f"OPS_RECIPE_USER={user.name}: only a service running as root can run "
+                          "recipes as another user; unset it to run them as the service's user")
+    if values["recipes"] is not None and root and user is None and not values["dev_mode"]:
+        raise ConfigError("OPS_RECIPE_USER is not set: as root, recipes must run as an "
+                          "unprivileged user (root can read every secret of the service); "
+                          "set OPS_RECIPE_USER=<user>, or run the service as an ordinary user")
 
 
 # -- read before the app exists ----------------------------------------------------------------

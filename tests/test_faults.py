@@ -16,7 +16,7 @@ import requests
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
 from tests.support.processes import wait_until
-from tests.support.runners import RECIPES
+from tests.support.runners import RECIPES, recipe_user_env
 from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
@@ -40,7 +40,8 @@ def frozen_client(server, task_id: int) -> socket.socket:
 def test_a_client_that_stops_reading_is_dropped_and_loses_nothing():
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RECIPES": str(RECIPES),
            "OPS_STREAM_SEND_TIMEOUT": "1", "OPS_HEARTBEAT_SECONDS": "0.5",
-           "OPS_RECIPE_LOG_LINES_PER_SECOND": "100000", "OPS_RECIPE_MAX_LOG_LINES": "100000"}
+           "OPS_RECIPE_LOG_LINES_PER_SECOND": "100000", "OPS_RECIPE_MAX_LOG_LINES": "100000",
+           **recipe_user_env()}
     with GunicornServer(env) as server:
         task_id = server.admin.create("flood", recipe="flood",
                                       params={"count": str(FLOOD)})["id"]

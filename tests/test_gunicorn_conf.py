@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT
+from app import group_records
+from app.executor.runners.process import group_alive
+from app.group_records import GroupRecords
+from tests.support.processes import ROOT, wait_until
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -92,3 +95,21 @@ def test_a_given_metrics_directory_is_kept_and_emptied(monkeypatch, tmp_path, wo
     conf["_prepare_metrics_dir"](server)
     conf["on_exit"](server)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_child_exit_kills_the_recipe_groups_of_the_dead_worker(monkeypatch, tmp_path):
+    """The worker recorded a group (test_recipe_containment.py) and died with it running."""
+    records = GroupRecords(str(tmp_path))
+    sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    group = sleeper.pid
+    conf = load(monkeypatch)
+    monkeypatch.setattr(group_records, "_installed", records)
+    records.add(group)
+    warnings = []
+    server = types.SimpleNamespace(log=types.SimpleNamespace(
+        warning=lambda *args: warnings.append(args[0] % args[1:])))
+    conf["child_exit"](server, types.SimpleNamespace(pid=os.getpid()))
+    wait_until(lambda: not group_alive(group), timeout=10, message=f"group {group} to end")
+    sleeper.wait()
+    assert warnings == [f"worker {os.getpid()} died with recipes running: killed process "
+                        f"group(s) {group}"]

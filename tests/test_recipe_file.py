@@ -8,6 +8,7 @@ import pytest
 
 from app.config import ConfigError, Settings
 from app.recipes import RecipeError, RecipeFileError, load_recipes, parse_recipes
+from tests.support.api import ADMIN
 from tests.support.runners import RECIPES
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "recipes.toml"
@@ -104,12 +105,13 @@ def test_the_settings_refuse_a_bad_recipe_file_at_start_up(tmp_path):
     path = tmp_path / "recipes.toml"
     path.write_text('[recipes.build]\nargv = ["make"]\nshell = true\n')
     with pytest.raises(ConfigError, match=r"^OPS_RECIPES: .*'build': unknown key\(s\) shell"):
-        Settings.from_env({"SETTINGS_ADMIN_TOKEN": "adm", "OPS_RECIPES": str(path)})
+        Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RECIPES": str(path)})
 
 
 def test_the_test_and_example_files_load():
     assert len(load_recipes(RECIPES)) > 10
     example = load_recipes(EXAMPLE)
     assert [r.name for r in example.recipes] == ["build", "deploy"]
-    settings = Settings.from_env({"SETTINGS_ADMIN_TOKEN": "adm", "OPS_RECIPES": str(EXAMPLE)})
+    settings = Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RECIPES": str(EXAMPLE),
+                                  "OPS_RECIPE_USER": "nobody"}, is_root=lambda: True)
     assert settings.recipes == example

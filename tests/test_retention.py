@@ -6,6 +6,7 @@ import pytest
 
 from app.store import MemoryStore, TaskNotFound, TaskStatus
 from app.store.retention import RetentionSweeper
+from tests.support.api import ADMIN
 
 
 def test_sweep_purges_old_finished_tasks_in_batches(clock):
@@ -29,9 +30,9 @@ def test_sweep_purges_old_finished_tasks_in_batches(clock):
 def test_retention_defaults():
     from app.config import Settings
 
-    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x"}).retention_seconds == 86_400
-    supabase = Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x", "SUPABASE_URL": "http://db",
+    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN}).retention_seconds == 86_400
+    supabase = Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN, "SUPABASE_URL": "http://db",
                                   "SUPABASE_SERVICE_ROLE_KEY": "k"})
     assert supabase.retention_seconds is None
-    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x", "OPS_RETENTION_SECONDS": "0"}
+    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RETENTION_SECONDS": "0"}
                              ).retention_seconds is None

@@ -7,6 +7,7 @@ from app.executor import Executor, build_runners
 from app.executor.runners.dev import DevRunner
 from app.store import MemoryStore
 from tests.runner_contract import RunnerContract
+from tests.support.api import ADMIN
 
 
 class TestDevRunner(RunnerContract):
@@ -46,7 +47,7 @@ def test_tick_count_comes_from_ops_dev_ticks():
 
 
 def test_four_ticks_by_default():
-    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": "x"}).dev_ticks == 4
+    assert Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN}).dev_ticks == 4
 
 
 def test_ticks_keep_their_schedule_when_wake_ups_are_late():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,7 +15,7 @@ from tests.support.api import ADMIN, SECRET
 from tests.support.fake_llm import answer_text
 from tests.support.live import GunicornServer
 from tests.support.processes import wait_until
-from tests.support.runners import RECIPES, kill_leftovers, pids_in, process_alive
+from tests.support.runners import RECIPES, kill_leftovers, pids_in, process_alive, recipe_user_env
 from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
@@ -32,7 +35,7 @@ def server(fake_model):
            "OPS_RECIPES": str(RECIPES), "OPS_RECIPE_KILL_GRACE_SECONDS": "0.5",
            "OPS_LLM_BASE_URL": fake_model.url, "OPS_LLM_MODEL": "fake-model",
            "OPS_LLM_API_KEY": fake_model.api_key, "OPS_LLM_BATCH_SECONDS": "0.2",
-           "OPS_HEARTBEAT_SECONDS": "1", "OPS_LOG_LEVEL": "DEBUG"}
+           "OPS_HEARTBEAT_SECONDS": "1", "OPS_LOG_LEVEL": "DEBUG", **recipe_user_env()}
     with GunicornServer(env) as running:
         yield running
 
@@ -68,8 +71,16 @@ def terminal(event) -> bool:
     return event["kind"] in {"done", "failed", "canceled"}
 
 
-def test_output_streams_while_the_child_blocks_and_the_worker_stays_free(server, tmp_path):
-    gate = tmp_path / "open"
+@pytest.fixture
+def open_tmp_path():
+    """A temporary directory the recipe user can look into (pytest's tmp_path is private)."""
+    with tempfile.TemporaryDirectory() as path:
+        os.chmod(path, 0o755)
+        yield Path(path)
+
+
+def test_output_streams_while_the_child_blocks_and_the_worker_stays_free(server, open_tmp_path):
+    gate = open_tmp_path / "open"
     task_id = server.admin.create("Run it", recipe="gate", params={"path": str(gate)})["id"]
     stream = Stream(server, task_id)
     try:

@@ -8,7 +8,7 @@ from tests.support.api import ADMIN, Admin, make_settings
 from tests.support.processes import wait_until
 from tests.support.sse import DEV_KINDS, events
 
-BASE = {"SETTINGS_ADMIN_TOKEN": "adm"}
+BASE = {"SETTINGS_ADMIN_TOKEN": ADMIN}
 
 
 def test_supabase_settings_defaults_and_names():

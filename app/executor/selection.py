@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .. import group_records
 from ..recipes import RecipeError
 from .runner import Runner
 from .runners.dev import DevRunner
@@ -42,6 +43,7 @@ def build_runners(settings) -> dict[str, Runner]:
     if settings.recipes is not None:
         runners["recipe"] = RecipeRunner(
             settings.recipes, kill_grace=settings.recipe_kill_grace,
+            user=settings.recipe_user, records=group_records.installed(),
             limits=LogLimits(max_line_bytes=settings.recipe_max_line_bytes,
                              lines_per_second=settings.recipe_log_lines_per_second,
                              max_lines=settings.recipe_max_log_lines))

@@ -7,7 +7,7 @@ import requests
 
 from app import Settings
 
-ADMIN = "test-admin-token"
+ADMIN = "test-admin-token-0123456789abc"
 SECRET = "test-stream-secret-0123456789"
 HEADERS = {"X-Admin-Token": ADMIN}
 

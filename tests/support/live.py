@@ -16,8 +16,14 @@ from .processes import ROOT, Service, free_port, stop_process_group, wait_answer
 class GunicornServer(Service):
     """``gunicorn -c gunicorn.conf.py wsgi:app`` on a free port, as users run it."""
 
-    def __init__(self, env: dict[str, str] | None = None, workers: int = 1, args=()):
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1, args=(),
+                 user=None, python: str = sys.executable, cwd: Path = ROOT):
+        """``user`` (a ``pwd`` entry) runs gunicorn as that user, with ``python``, from ``cwd``
+        (the code's directory)."""
         self.port = free_port()
+        self.user = user
+        self.python = python
+        self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self._logdir = tempfile.TemporaryDirectory(prefix="ops-gunicorn-")
         self.log_path = Path(self._logdir.name) / "gunicorn.log"
@@ -31,10 +37,12 @@ class GunicornServer(Service):
 
     def start(self) -> GunicornServer:
         self._log = open(self.log_path, "ab")
+        as_user = {} if self.user is None else {
+            "user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [self.python, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, "wsgi:app"],
+            cwd=self.cwd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True, **as_user)
         wait_answering(f"{self.url}/healthz", self.process, name="gunicorn", timeout=30,
                        log=self.log)
         return self

@@ -3,8 +3,10 @@
 ``python3 recipe_child.py MODE [ARGS]``; every mode flushes what it prints at once.
 """
 
+import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +37,52 @@ def started(fd):
     """Tell the parent of :func:`spawn` that this child is set up."""
     os.write(int(fd), b"+")
     os.close(int(fd))
+
+
+# What a hostile command would look for in another process's memory.
+SECRET_LOOKING = re.compile(rb"[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|KEY)[A-Z0-9_]*=[^\0\n]{1,200}")
+PTRACE_SEIZE = 0x4206
+
+
+def snoop():
+    """Print every environment and command line of /proc this process can read, then try the
+    memory and ptrace of its parent and grandparent (the worker and gunicorn's master)."""
+    for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+        for name in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{pid}/{name}", "rb") as file:
+                    data = file.read()
+            except OSError:
+                continue
+            for part in data.split(b"\0"):
+                if part:
+                    say(f"{name} {pid}: {part.decode(errors='replace')}")
+    parent = os.getppid()
+    with open(f"/proc/{parent}/stat", "rb") as file:
+        grandparent = int(file.read().rpartition(b")")[2].split()[2])
+    libc = ctypes.CDLL(None, use_errno=True)
+    for pid in (parent, grandparent):
+        say(f"mem {pid}: {read_memory(pid)}")
+        # SEIZE does not stop the process; it is let go when this one exits.
+        attached = libc.ptrace(PTRACE_SEIZE, pid, None, None) == 0
+        say(f"ptrace {pid}: {'attached' if attached else 'denied'}")
+
+
+def read_memory(pid):
+    """Secret-looking strings of the process's heap and stack, or why they cannot be read."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            regions = [line.split() for line in maps]
+        with open(f"/proc/{pid}/mem", "rb") as mem:
+            found = []
+            for region in regions:
+                if region[1].startswith("r") and region[-1] in ("[heap]", "[stack]"):
+                    start, end = (int(x, 16) for x in region[0].split("-"))
+                    mem.seek(start)
+                    found += SECRET_LOOKING.findall(mem.read(end - start))
+    except OSError as error:
+        return f"denied ({error.strerror})"
+    return "read " + " ".join(sorted({f.decode(errors="replace") for f in found}))
 
 
 def main(mode, *args):
@@ -90,6 +138,11 @@ def main(mode, *args):
         say(os.getcwd())
     elif mode == "signal":
         os.kill(os.getpid(), signal.SIGUSR1)
+    elif mode == "identity":
+        say(json.dumps({"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+                        "groups": os.getgroups(), "home": os.environ.get("HOME")}))
+    elif mode == "snoop":
+        snoop()
     else:
         sys.exit(f"unknown mode {mode}")
 

@@ -51,6 +51,12 @@ class Tasks:
                           timeout=timeout, message=f"{count} log lines of task {task_id}")
 
 
+def recipe_user_env() -> dict[str, str]:
+    """What a live server with recipes needs outside dev mode: run as root (as tests and CI
+    do), it must name an unprivileged user for its recipes."""
+    return {"OPS_RECIPE_USER": "nobody"} if os.geteuid() == 0 else {}
+
+
 def pids_in(lines: list[str]) -> list[int]:
     """The pids a recipe_child printed (``pid N`` and ``child N`` lines)."""
     return [int(line.split()[1]) for line in lines if line.split()[0] in {"pid", "child"}]

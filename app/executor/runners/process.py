@@ -1,7 +1,9 @@
 """A child process in its own process group: reading its pipes and stopping the whole group.
 
 The child is started in a new session, so its process group holds it and everything it
-starts (unless one of them calls ``setsid`` itself). Pipes are raw non-blocking descriptors
+starts (unless one of them calls ``setsid`` itself). It runs as the recipe user when one is
+given, is killed if the worker dies, and its group is recorded for the master to kill then
+(:mod:`app.isolation`, :mod:`app.group_records`). Pipes are raw non-blocking descriptors
 watched with ``selectors.DefaultSelector``: gevent's patched selector when gunicorn's gevent
 worker runs us, so waiting for output yields to the event loop; the kernel's otherwise.
 """
@@ -15,7 +17,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
+from ...group_records import GroupRecords
+from ...isolation import RecipeUser, die_with_parent
 from .output import STREAMS, OutputLog
 
 POLL_SECONDS = 0.05  # how often a waiting loop looks at the stop signal and the clock
@@ -28,13 +33,17 @@ class Child:
     """A running command, its group and its stdout/stderr pipes."""
 
     def __init__(self, argv: Sequence[str], *, cwd: str | None, env: Mapping[str, str],
+                 user: RecipeUser | None = None, records: GroupRecords | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self._clock = clock
+        self._records = records
         ends = [os.pipe() for _ in STREAMS]
         try:
             self.process = subprocess.Popen(
                 list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                stdout=ends[0][1], stderr=ends[1][1], start_new_session=True, close_fds=True)
+                stdout=ends[0][1], stderr=ends[1][1], start_new_session=True, close_fds=True,
+                preexec_fn=partial(die_with_parent, os.getpid()),
+                **(user.popen_args() if user else {}))
         except BaseException:
             for fds in ends:
                 os.close(fds[0])
@@ -47,6 +56,14 @@ class Child:
         for stream, (read_end, _) in zip(STREAMS, ends):
             os.set_blocking(read_end, False)
             self._selector.register(read_end, selectors.EVENT_READ, stream)
+        if records is not None:
+            try:
+                records.add(self.pgid)
+            except OSError:  # a group the master could not find must not run at all
+                self.signal_group(signal.SIGKILL)
+                self.process.wait()
+                self.close()
+                raise
 
     @property
     def exit_code(self) -> int | None:
@@ -79,11 +96,13 @@ class Child:
             pass  # the group is gone already
 
     def close(self) -> None:
-        """Stop reading: close the pipes that are still open."""
+        """Stop reading: close the pipes that are still open; the group is no longer ours."""
         for key in list(self._selector.get_map().values()):
             self._selector.unregister(key.fd)
             os.close(key.fd)
         self._selector.close()
+        if self._records is not None:
+            self._records.discard(self.pgid)
 
     def _read(self, output: OutputLog, wake: threading.Event | None) -> None:
         if not self.pipes_open:

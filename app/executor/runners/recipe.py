@@ -1,8 +1,8 @@
 """The recipe runner: runs an admin-declared command and streams its output as ``log`` events.
 
 The task's ``extra`` names the recipe and its parameters (checked again here). The command
-runs in its own process group with a minimal environment; each output line is a ``log``
-event (:mod:`.output`). It ends:
+runs in its own process group with a minimal environment, as the recipe user when the
+service runs as root; each output line is a ``log`` event (:mod:`.output`). It ends:
 
 - ``done`` with ``{"exit_code": 0}`` when the command succeeds;
 - ``failed`` with ``"exit code N"`` (or ``"killed by SIGSEGV"``) when it does not;
@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ...group_records import GroupRecords
+from ...isolation import RecipeUser
 from ...recipes import RecipeBook, RecipeError
 from ..runner import RunContext, TaskFailed, TaskStopped
 from .output import LogLimits, OutputLog
@@ -33,12 +35,15 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def child_environment(additions: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
+def child_environment(additions: tuple[tuple[str, str], ...] = (),
+                      user: RecipeUser | None = None) -> dict[str, str]:
     """A clean environment: PATH, HOME and LANG of the service, then the recipe's additions.
 
-    Nothing else of the service's environment (its secrets above all) reaches the command."""
+    HOME is the recipe user's own, when there is one. Nothing else of the service's
+    environment (its secrets above all) reaches the command."""
+    home = user.home if user else os.environ.get("HOME")
     env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH,
-           "HOME": os.environ.get("HOME") or "/",
+           "HOME": home or "/",
            "LANG": os.environ.get("LANG") or "C.UTF-8",
            # Python children would otherwise hold their output until they exit.
            "PYTHONUNBUFFERED": "1"}
@@ -50,10 +55,13 @@ class RecipeRunner:
     name = "recipe"
 
     def __init__(self, book: RecipeBook, *, kill_grace: float, limits: LogLimits,
+                 user: RecipeUser | None = None, records: GroupRecords | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.book = book
         self.kill_grace = kill_grace
         self.limits = limits
+        self.user = user  # None: the service's own user
+        self.records = records
         self._clock = clock
 
     def run(self, task, ctx: RunContext) -> dict[str, Any]:
@@ -66,8 +74,8 @@ class RecipeRunner:
         output = OutputLog(ctx.emit, self.limits, self._clock)
         ctx.checkpoint()
         try:
-            child = Child(argv, cwd=recipe.cwd, env=child_environment(recipe.env),
-                          clock=self._clock)
+            child = Child(argv, cwd=recipe.cwd, env=child_environment(recipe.env, self.user),
+                          user=self.user, records=self.records, clock=self._clock)
         except OSError as error:
             raise TaskFailed(f"could not start {argv[0]}: {error.strerror or error}",
                              recipe=recipe.name) from None
