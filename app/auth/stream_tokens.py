@@ -46,12 +46,14 @@ class StreamTokens:
         if len(parts) != 4 or parts[0] != VERSION:
             raise TokenInvalid("malformed stream token")
         payload, signature = ".".join(parts[:3]), parts[3]
+        if not signature.isascii():  # compare_digest raises TypeError on non-ASCII str
+            raise TokenInvalid("invalid stream token signature")
         if not any(hmac.compare_digest(_sign(key, payload), signature) for key in self._keys):
             raise TokenInvalid("invalid stream token signature")
-        try:
-            bound_task, expires = int(parts[1]), int(parts[2])
-        except ValueError:
-            raise TokenInvalid("malformed stream token") from None
+        if not (parts[1].isascii() and parts[1].isdigit() and parts[2].isascii()
+                and parts[2].isdigit()):
+            raise TokenInvalid("malformed stream token")
+        bound_task, expires = int(parts[1]), int(parts[2])
         if expires <= self._clock():
             raise TokenInvalid("stream token expired: get a new one from POST /ops/stream_tokens")
         if bound_task != task_id:
