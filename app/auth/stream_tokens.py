@@ -42,18 +42,19 @@ class StreamTokens:
     def verify(self, token: str, task_id: int) -> None:
         """Return if the token grants streaming ``task_id``; else raise TokenInvalid or
         TokenForOtherTask."""
+        # A token is ASCII as minted; compare_digest raises TypeError on a non-ASCII str.
+        if not token.isascii():
+            raise TokenInvalid("malformed stream token")
         parts = token.split(".")
         if len(parts) != 4 or parts[0] != VERSION:
             raise TokenInvalid("malformed stream token")
         payload, signature = ".".join(parts[:3]), parts[3]
-        if not signature.isascii():  # compare_digest raises TypeError on non-ASCII str
-            raise TokenInvalid("invalid stream token signature")
         if not any(hmac.compare_digest(_sign(key, payload), signature) for key in self._keys):
             raise TokenInvalid("invalid stream token signature")
-        if not (parts[1].isascii() and parts[1].isdigit() and parts[2].isascii()
-                and parts[2].isdigit()):
-            raise TokenInvalid("malformed stream token")
-        bound_task, expires = int(parts[1]), int(parts[2])
+        try:
+            bound_task, expires = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise TokenInvalid("malformed stream token") from None
         if expires <= self._clock():
             raise TokenInvalid("stream token expired: get a new one from POST /ops/stream_tokens")
         if bound_task != task_id:
