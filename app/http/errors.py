@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import TokenForOtherTask, TokenInvalid, Unauthenticated
 from ..executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
@@ -73,6 +73,12 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
         return error_response(error.description or error.name, error.code or 500, headers)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return error_response(f"the body is larger than {limit} bytes (OPS_MAX_REQUEST_BYTES)",
+                              413)
 
     for exc_type, status in _STATUS.items():
         app.register_error_handler(exc_type, _domain_handler(status))

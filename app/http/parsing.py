@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, request
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
+from werkzeug.wsgi import LimitedStream
 
 from .errors import ApiError, Invalid
 
@@ -58,11 +59,14 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
 def _body() -> bytes:
     """The whole body, or 413 when it is over ``MAX_CONTENT_LENGTH``, however it is framed."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None or limit is None:
+    environ = request.environ
+    chunked = request.content_length is None and "wsgi.input_terminated" in environ
+    if not chunked or limit is None:
         return request.get_data(cache=True)  # past the limit this raises 413 unread
-    # No length given (chunked): werkzeug would hand over the body cut at the limit, so read
-    # one byte more than allowed from the server's own stream to tell a long body from a full one.
-    raw = request.environ["wsgi.input"].read(limit + 1)
+    # Chunked, the server ending the stream: werkzeug's reader stops at the limit and hands
+    # over what it read, cut. Reading one byte more than allowed tells a long body from a
+    # full one.
+    raw = LimitedStream(environ["wsgi.input"], limit + 1, is_max=True).readall()
     if len(raw) > limit:
         raise RequestEntityTooLarge()
     return raw
