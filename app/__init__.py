@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     tokens = auth.StreamTokens(settings.stream_secrets, settings.stream_token_ttl)
     app.extensions[EXTENSION] = Services(
         settings=settings, store=store, executor=executor, tokens=tokens,
-        streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open),
+        streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open,
+                              per_task=settings.max_streams_per_task),
         retention=retention)
 
     auth.init_app(app, auth.Credentials(admin_token=settings.admin_token, stream_tokens=tokens,

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..auth import TokenForOtherTask, TokenInvalid, Unauthenticated
 from ..executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
 from ..store import StoreUnavailable, TaskFinished, TaskNotFound
-from ..stream import StreamsClosing, TooManyStreams
+from ..stream import StreamsClosing, TooManyStreams, TooManyTaskStreams
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ _STATUS = {
     TokenInvalid: 401,
     TokenForOtherTask: 403,
     QueueFull: 429,
+    TooManyTaskStreams: 429,
     NoRunner: 503,
     TaskRejected: 422,
     ShuttingDown: 503,
@@ -50,8 +51,8 @@ _STATUS = {
     TooManyStreams: 503,
 }
 # Conditions that pass: the client should come back after this many seconds.
-_RETRY_AFTER = {QueueFull: "5", StoreUnavailable: "5", TooManyStreams: "5", StreamsClosing: "2",
-                ShuttingDown: "2"}
+_RETRY_AFTER = {QueueFull: "5", StoreUnavailable: "5", TooManyStreams: "5",
+                TooManyTaskStreams: "5", StreamsClosing: "2", ShuttingDown: "2"}
 
 
 def error_response(message: str, code: int, headers=None, **extra):
