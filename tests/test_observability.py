@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import ConfigError, Settings, create_app
-from app.logs import REDACTED, JsonFormatter, Redactor
+from app.logs import REDACTED, JsonFormatter, Redactor, redact_pieces, secret_pieces
 from app.store import MemoryStore, StoreUnavailable
 from tests.support.api import ADMIN, make_settings
 from tests.support.processes import wait_until
@@ -149,6 +149,17 @@ def test_redaction_of_the_environments_secret_values():
                                       "OPS_WORKERS": "12345678", "SHORT_TOKEN": "adm"})
     line = redactor("admin-secret-1 second-secret-yy eyJhbGciOi.key 12345678 adm")
     assert line == f"{REDACTED} {REDACTED} {REDACTED} 12345678 adm"
+
+
+def test_redaction_of_pieces_of_a_secret():
+    """A server that echoes part of a key ("sk-live-****8i9j") leaks no 8 characters of it."""
+    key = "sk-live-0a1b2c3d4e5f6g7h8i9j"
+    pieces = secret_pieces((key,))
+    line = redact_pieces(f"key {key[:8]}****{key[-4:]}, {key[3:15]} and {key[-8:]}: {key}!",
+                         pieces)
+    assert line == f"key {REDACTED}****{key[-4:]}, {REDACTED} and {REDACTED}: {REDACTED}!"
+    assert redact_pieces("sk-live 0a1b2c3 ordinary text", pieces) == (
+        "sk-live 0a1b2c3 ordinary text")
 
 
 # -- metrics ----------------------------------------------------------------------------------
