@@ -32,7 +32,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .stream import StreamTracker
 
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    # No app-wide /static/ route: the dashboard serves its own files (/ops/ui/static/), and
+    # every public route is one docs/security.md lists.
+    app = Flask(__name__, static_folder=None)
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
 
