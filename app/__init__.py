@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .stream import StreamTracker
 
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    # No app-wide /static/ route: the dashboard serves its own files (/ops/ui/static/), and
+    # every public route is one docs/security.md lists.
+    app = Flask(__name__, static_folder=None)
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
 
@@ -63,7 +65,8 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     tokens = auth.StreamTokens(settings.stream_secrets, settings.stream_token_ttl)
     app.extensions[EXTENSION] = Services(
         settings=settings, store=store, executor=executor, tokens=tokens,
-        streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open),
+        streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open,
+                              per_task=settings.max_streams_per_task),
         retention=retention)
 
     auth.init_app(app, auth.Credentials(admin_token=settings.admin_token, stream_tokens=tokens,

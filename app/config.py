@@ -271,6 +271,8 @@ class Settings:
                                   help="a task running longer fails with reason timeout")
     max_streams: int = setting("OPS_MAX_STREAMS", 900, low=1, high=1_000_000,
                                help="open streams per process")
+    max_streams_per_task: int = setting("OPS_MAX_STREAMS_PER_TASK", 100, low=1, high=1_000_000,
+                                        help="open streams of one task by stream tokens")
     cors_origins: frozenset[str] = setting("OPS_CORS_ORIGINS", frozenset(), read=_origins,
                                            help="origins allowed to call the API from a page")
     retention_seconds: float | None = setting(

@@ -11,6 +11,8 @@
 Redaction: the values of the ``token`` and ``admin_token`` query parameters, of headers that
 carry credentials, and any literal value of a secret variable of the environment (``*_TOKEN``,
 ``*_SECRET``, ``*_KEY``, ``*PASSWORD*``) become ``[redacted]`` in every line written.
+:func:`redact_pieces` also blanks out any piece of a secret, for text from another server
+that may echo part of one (the LLM runner's failures).
 """
 
 from __future__ import annotations
@@ -74,6 +76,34 @@ class Redactor:
         if "x-admin-token" in lowered or "authorization" in lowered:
             text = _CREDENTIAL_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
         return text
+
+
+def secret_pieces(secrets: tuple[str, ...]) -> frozenset[str]:
+    """Every run of ``MIN_LITERAL_SECRET`` characters of the secrets, for
+    :func:`redact_pieces`: any longer piece of a secret is a chain of them."""
+    size = MIN_LITERAL_SECRET
+    return frozenset(s[i:i + size] for s in secrets for i in range(len(s) - size + 1))
+
+
+def redact_pieces(text: str, pieces: frozenset[str]) -> str:
+    """``text`` with each stretch made of overlapping ``pieces`` replaced by ``[redacted]``.
+
+    A scan of every position: cheap for one error message, too slow for every log line."""
+    size = MIN_LITERAL_SECRET
+    spans: list[list[int]] = []
+    for start in range(len(text) - size + 1):
+        if text[start:start + size] in pieces:
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = start + size
+            else:
+                spans.append([start, start + size])
+    if not spans:
+        return text
+    kept, end = [], 0
+    for start, stop in spans:
+        kept += [text[end:start], REDACTED]
+        end = stop
+    return "".join(kept) + text[end:]
 
 
 def _redact_param(match: re.Match) -> str:

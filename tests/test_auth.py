@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.auth.stream_tokens import StreamTokens, TokenForOtherTask, TokenInvalid
 from tests.support.api import ADMIN, SECRET
+from tests.support.processes import ROOT
 
 # A request that would succeed for each endpoint that needs a body; the rest need none.
 BODIES = {("POST", "/ops/tasks"): {"title": "x"}, ("POST", "/ops/stream_tokens"): {"task_id": 1}}
-PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>",
+PUBLIC = {"/healthz", "/readyz",
           "/ops/ui", "/ops/ui/", "/ops/ui/static/<path:filename>",  # the dashboard: no data
           "/ops/openapi.json"}  # the API's description: no secret in it
 
@@ -161,3 +164,26 @@ def test_tokens_expire_and_rotate(clock):
     clock.advance(1)
     with pytest.raises(TokenInvalid, match="expired"):
         rotated.verify(token, 7)
+
+
+def test_the_public_endpoints_are_those_docs_security_md_lists(client):
+    """Every route that answers without a credential, found by calling each one of the URL
+    map without any, is listed in docs/security.md, and nothing else is."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    bullet = re.search(r"^- \*\*Anyone else on the network\*\*.*?(?=\n- |\n\n)", text,
+                       re.M | re.S).group(0)
+    bullet = bullet.split("Every other endpoint")[0]
+    documented = set(re.findall(r"`(/[^`]*)`", bullet))
+    samples = {"<task_id:task_id>": "1", "<path:filename>": "main.js"}
+    answering = set()
+    for rule in client.application.url_map.iter_rules():
+        path = rule.rule
+        for placeholder, value in samples.items():
+            path = path.replace(placeholder, value)
+        assert "<" not in path, f"no sample value for {rule.rule}"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            with call(client, method, path) as response:
+                if response.status_code != 401:
+                    answering.add(rule.rule)
+    assert answering == documented
+    assert documented <= PUBLIC  # the tests above hold every other route to the admin token

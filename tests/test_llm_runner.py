@@ -128,6 +128,28 @@ def test_the_api_key_never_appears_in_events_or_logs(make_tasks, fake_llm, caplo
     assert "401" in caplog.text and wrong_key not in caplog.text
 
 
+@pytest.mark.parametrize("echo", [
+    lambda key: f"{key[:8]}{'*' * 20}{key[-4:]}",  # OpenAI's way: the first 8, the last 4
+    lambda key: f"{key[:3]}...{key[-9:]}",
+    lambda key: key[5:17],
+    lambda key: f"'{key[2:12]}' and '{key[-10:]}'",
+], ids=["head-and-tail", "long-tail", "middle", "two-pieces"])
+def test_no_piece_of_the_api_key_appears_in_events_errors_or_logs(make_tasks, fake_llm, caplog,
+                                                                   echo):
+    caplog.set_level(logging.DEBUG)
+    wrong_key = "sk-live-0a1b2c3d4e5f6g7h8i9j"
+    fake_llm.echo = echo
+    tasks = make_tasks(llm_api_key=wrong_key)
+    task_id = tasks.create("Hi")
+    task = tasks.wait_finished(task_id)
+    assert task["error"].startswith("the model server answered HTTP 401: Incorrect API key")
+    assert "[redacted]" in task["error"]
+    seen = json.dumps(tasks.events(task_id)) + json.dumps(task) + caplog.text
+    assert "401" in caplog.text
+    pieces = {wrong_key[i:i + 8] for i in range(len(wrong_key) - 7)}
+    assert [p for p in pieces if p in seen] == []
+
+
 def test_cancel_closes_the_http_stream_at_once(tasks, fake_llm):
     task_id = tasks.create("Hi", body="fake: words=1000 delay=0.05")
     wait_until(lambda: texts(tasks, task_id), message="the first text event")

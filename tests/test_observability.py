@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import ConfigError, Settings, create_app
-from app.logs import REDACTED, JsonFormatter, Redactor
+from app.logs import REDACTED, JsonFormatter, Redactor, redact_pieces, secret_pieces
 from app.store import MemoryStore, StoreUnavailable
 from tests.support.api import ADMIN, make_settings
 from tests.support.processes import wait_until
@@ -150,6 +151,17 @@ def test_redaction_of_the_environments_secret_values():
     assert line == f"{REDACTED} {REDACTED} {REDACTED} 12345678 adm"
 
 
+def test_redaction_of_pieces_of_a_secret():
+    """A server that echoes part of a key ("sk-live-****8i9j") leaks no 8 characters of it."""
+    key = "sk-live-0a1b2c3d4e5f6g7h8i9j"
+    pieces = secret_pieces((key,))
+    line = redact_pieces(f"key {key[:8]}****{key[-4:]}, {key[3:15]} and {key[-8:]}: {key}!",
+                         pieces)
+    assert line == f"key {REDACTED}****{key[-4:]}, {REDACTED} and {REDACTED}: {REDACTED}!"
+    assert redact_pieces("sk-live 0a1b2c3 ordinary text", pieces) == (
+        "sk-live 0a1b2c3 ordinary text")
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("headers, status", [
@@ -218,6 +230,29 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(make_app, peer, tru
                     headers={"X-Forwarded-For": "203.0.113.1, 198.51.100.7"}):
         pass  # the line is written when the answer is closed
     assert [r.remote_addr for r in caplog.records if r.name == "app.requests"] == [seen]
+
+
+@pytest.mark.parametrize("forwarded, shown", [
+    ("6.6.6.6 request_id=fake", '"6.6.6.6 request_id=fake"'),
+    ('6.6.6.6" request_id=fake x="', '"6.6.6.6\\" request_id=fake x=\\""'),
+    ("198.51.100.7", "198.51.100.7"),  # a plain address is written as it is
+    ("2001:db8::1", "2001:db8::1"),
+])
+def test_a_forwarded_address_cannot_add_fields_to_the_line(make_app, caplog, forwarded, shown):
+    """A trusted proxy passes on what the client put in X-Forwarded-For: in the text line it
+    stays one quoted value; JSON lines keep it as their remote_addr field."""
+    caplog.set_level(logging.INFO, logger="app.requests")
+    client = make_app().test_client()
+    with client.get("/healthz", headers={"X-Forwarded-For": forwarded,
+                                         "X-Request-ID": "real-id"}):
+        pass
+    (record,) = [r for r in caplog.records if r.name == "app.requests"]
+    line = record.getMessage()
+    assert f" remote={shown} request_id=real-id" in line
+    fields = [word for word in shlex.split(line) if "=" in word]
+    assert fields == [f"remote={forwarded}", "request_id=real-id"]
+    entry = json.loads(JsonFormatter(Redactor()).format(record))
+    assert (entry["remote_addr"], entry["request_id"]) == (forwarded, "real-id")
 
 
 @pytest.mark.parametrize("env, message", [

@@ -115,3 +115,17 @@ def test_the_test_and_example_files_load():
     settings = Settings.from_env({"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RECIPES": str(EXAMPLE),
                                   "OPS_RECIPE_USER": "nobody"}, is_root=lambda: True)
     assert settings.recipes == example
+
+
+@pytest.mark.parametrize("ref", ["HEAD..HEAD~1", "a/../../etc/passwd", "main..", "..", "-x"])
+def test_the_example_deploy_refuses_ranges_and_paths_that_climb(ref):
+    """Its comment says no ".." anywhere; the pattern let both of these through."""
+    deploy = load_recipes(EXAMPLE).get("deploy")
+    with pytest.raises(RecipeError, match="parameter ref does not match its pattern"):
+        deploy.bind({"service": "api", "ref": ref})
+
+
+@pytest.mark.parametrize("ref", ["main", "v1.2.3", "HEAD~1", "HEAD^", "feature/x", "a.b-c_d"])
+def test_the_example_deploy_takes_ordinary_refs(ref):
+    deploy = load_recipes(EXAMPLE).get("deploy")
+    assert deploy.command(deploy.bind({"service": "api", "ref": ref}))[-1] == ref

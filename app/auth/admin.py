@@ -33,16 +33,17 @@ def admin_required(view):
 
 def stream_access_required(view):
     """Admit a stream request by admin header, ``?token=`` (stream token) or, in dev mode only,
-    ``?admin_token=``. The view receives the task id as ``task_id``."""
+    ``?admin_token=``. The view receives the task id as ``task_id``, and as
+    ``admin_credential`` whether the admin token (header or query) admitted it."""
     @functools.wraps(view)
     def wrapped(task_id: int, **kwargs):
         if admin_header_present():
-            return view(task_id=task_id, **kwargs)
+            return view(task_id=task_id, admin_credential=True, **kwargs)
         known = credentials()
         token = request.args.get("token")
         if token is not None:
             known.stream_tokens.verify(token, task_id)
-            return view(task_id=task_id, **kwargs)
+            return view(task_id=task_id, admin_credential=False, **kwargs)
         admin_token = request.args.get("admin_token")
         if admin_token is not None:
             if not known.dev_mode:
@@ -51,7 +52,7 @@ def stream_access_required(view):
                                       "POST /ops/stream_tokens and pass it as ?token=")
             if not known.is_admin_token(admin_token):
                 raise Unauthenticated("invalid admin token")
-            return view(task_id=task_id, **kwargs)
+            return view(task_id=task_id, admin_credential=True, **kwargs)
         raise Unauthenticated(f"missing credentials: send the {HEADER} header or a stream token "
                               "from POST /ops/stream_tokens as ?token=")
     return wrapped

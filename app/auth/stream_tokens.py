@@ -42,6 +42,9 @@ class StreamTokens:
     def verify(self, token: str, task_id: int) -> None:
         """Return if the token grants streaming ``task_id``; else raise TokenInvalid or
         TokenForOtherTask."""
+        # A token is ASCII as minted; compare_digest raises TypeError on a non-ASCII str.
+        if not token.isascii():
+            raise TokenInvalid("malformed stream token")
         parts = token.split(".")
         if len(parts) != 4 or parts[0] != VERSION:
             raise TokenInvalid("malformed stream token")

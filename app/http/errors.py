@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import TokenForOtherTask, TokenInvalid, Unauthenticated
 from ..executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
 from ..store import StoreUnavailable, TaskFinished, TaskNotFound
-from ..stream import StreamsClosing, TooManyStreams
+from ..stream import StreamsClosing, TooManyStreams, TooManyTaskStreams
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ _STATUS = {
     TokenInvalid: 401,
     TokenForOtherTask: 403,
     QueueFull: 429,
+    TooManyTaskStreams: 429,
     NoRunner: 503,
     TaskRejected: 422,
     ShuttingDown: 503,
@@ -50,8 +51,8 @@ _STATUS = {
     TooManyStreams: 503,
 }
 # Conditions that pass: the client should come back after this many seconds.
-_RETRY_AFTER = {QueueFull: "5", StoreUnavailable: "5", TooManyStreams: "5", StreamsClosing: "2",
-                ShuttingDown: "2"}
+_RETRY_AFTER = {QueueFull: "5", StoreUnavailable: "5", TooManyStreams: "5",
+                TooManyTaskStreams: "5", StreamsClosing: "2", ShuttingDown: "2"}
 
 
 def error_response(message: str, code: int, headers=None, **extra):
@@ -73,6 +74,12 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
         return error_response(error.description or error.name, error.code or 500, headers)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return error_response(f"the body is larger than {limit} bytes (OPS_MAX_REQUEST_BYTES)",
+                              413)
 
     for exc_type, status in _STATUS.items():
         app.register_error_handler(exc_type, _domain_handler(status))

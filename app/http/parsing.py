@@ -6,9 +6,10 @@ import json
 import re
 from typing import Any
 
-from flask import request
-from werkzeug.exceptions import NotFound
+from flask import current_app, request
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
+from werkzeug.wsgi import LimitedStream
 
 from .errors import ApiError, Invalid
 
@@ -35,9 +36,10 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
     """The request body as a JSON object with no field outside ``allowed``."""
     if request.mimetype != "application/json":
         raise ApiError("Content-Type must be application/json", 415)
-    raw = request.get_data(cache=True)  # past MAX_CONTENT_LENGTH this raises 413 unread
+    raw = _body()
     try:
-        payload = json.loads(raw, parse_constant=_reject_constant)
+        # Decoded here, strictly: json.loads would also take UTF-16, UTF-32 and a BOM.
+        payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         # "\ud800" parses, but is no text: stored, it would break every answer that encodes
         # it as UTF-8, such as the task's event stream. An ASCII body without a \u escape
         # cannot hold one, and is spared the check.
@@ -52,6 +54,22 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
         raise Invalid(f"unknown field(s): {', '.join(unknown)[:200]}; "
                       f"allowed: {', '.join(sorted(allowed))}")
     return payload
+
+
+def _body() -> bytes:
+    """The whole body, or 413 when it is over ``MAX_CONTENT_LENGTH``, however it is framed."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    environ = request.environ
+    chunked = request.content_length is None and "wsgi.input_terminated" in environ
+    if not chunked or limit is None:
+        return request.get_data(cache=True)  # past the limit this raises 413 unread
+    # Chunked, the server ending the stream: werkzeug's reader stops at the limit and hands
+    # over what it read, cut. Reading one byte more than allowed tells a long body from a
+    # full one.
+    raw = LimitedStream(environ["wsgi.input"], limit + 1, is_max=True).readall()
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def text_field(payload: dict[str, Any], name: str, *, max_length: int, required: bool,

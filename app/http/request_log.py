@@ -6,6 +6,7 @@ returned as ``X-Request-ID`` and carried by every record logged while it is serv
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ from .. import logs
 HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+_ADDRESS = re.compile(r"[0-9A-Za-z.:%\[\]-]{1,64}\Z")  # IPv4, IPv6 (with a zone), a host
 
 log = logging.getLogger("app.requests")
 
@@ -60,8 +62,16 @@ def _finish_request(response):
 def _log_request(fields: dict, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     log.info("%s %s %s %.1fms remote=%s request_id=%s", fields["method"], fields["path"],
-             fields["status_code"], duration_ms, fields["remote_addr"], fields["request_id"],
-             extra={**fields, "duration_ms": duration_ms})
+             fields["status_code"], duration_ms, _plain(fields["remote_addr"]),
+             fields["request_id"], extra={**fields, "duration_ms": duration_ms})
+
+
+def _plain(address: str | None) -> str:
+    """The client's address as one token of the line: from a proxy's header it could hold
+    spaces or ``key=value`` text that would read as fields of its own."""
+    if not address:
+        return "-"
+    return address if _ADDRESS.match(address) else json.dumps(address)
 
 
 def request_target() -> str:

@@ -20,7 +20,7 @@ SSE_HEADERS = {
 
 @bp.get("/tasks/<task_id:task_id>/stream")
 @stream_access_required
-def stream_task(task_id: int):
+def stream_task(task_id: int, admin_credential: bool):
     """Replay events after ``Last-Event-ID`` (or ``?last_event_id=``), then stream live ones."""
     svc = services()
     task = svc.store.get_task(task_id)  # 404 before any stream starts
@@ -30,13 +30,14 @@ def stream_task(task_id: int):
     header = request.headers.get("Last-Event-ID")
     if header:
         last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
-    svc.streams.admit()  # 503 past the cap; released when the server closes the response
+    # 429 past the task's cap, 503 past the process's; released when the response closes.
+    release = svc.streams.admit(task_id, admin=admin_credential)
     _limit_send_time(svc.settings.stream_send_timeout)
     body = event_stream(svc.store, task_id, last_id, finished=task.status.is_terminal,
                         heartbeat=svc.settings.heartbeat_seconds, retry_ms=svc.settings.retry_ms,
                         max_seconds=svc.settings.stream_max_seconds, tracker=svc.streams)
     response = Response(body, mimetype="text/event-stream", headers=SSE_HEADERS)
-    response.call_on_close(svc.streams.release)
+    response.call_on_close(release)
     return response
 
 

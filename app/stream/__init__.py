@@ -4,6 +4,14 @@
 command line and the LLM runner.
 """
 
-from .sse import StreamsClosing, StreamTracker, TooManyStreams, event_stream, format_event
+from .sse import (
+    StreamsClosing,
+    StreamTracker,
+    TooManyStreams,
+    TooManyTaskStreams,
+    event_stream,
+    format_event,
+)
 
-__all__ = ["StreamTracker", "StreamsClosing", "TooManyStreams", "event_stream", "format_event"]
+__all__ = ["StreamTracker", "StreamsClosing", "TooManyStreams", "TooManyTaskStreams",
+           "event_stream", "format_event"]

@@ -9,6 +9,7 @@ the generator, ``GeneratorExit`` is raised at the ``yield`` and ``finally`` tidi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -42,40 +43,76 @@ class TooManyStreams(Exception):
     """This process serves its maximum of streams (503 with Retry-After)."""
 
 
+class TooManyTaskStreams(Exception):
+    """This task has its maximum of streams opened with stream tokens (429 with Retry-After)."""
+
+
 class StreamsClosing(Exception):
     """The process is shutting down and opens no stream (503)."""
+
+
+# The share of ``limit`` that streams opened with a stream token may not take: a tenth.
+ADMIN_RESERVE_DIVISOR = 10
 
 
 class StreamTracker:
     """Counts this process's open streams, caps them, and ends them all at shutdown.
 
+    A stream opened with the admin credential is refused only at ``limit``. One opened with a
+    stream token is also refused when its task has ``per_task`` of them (429), and once
+    ``limit`` minus the reserve (``limit // 10``) streams are open (503): a leaked token can
+    take neither a task's nor the process's every slot, and admins still get in.
     ``gauge`` (anything with ``inc()`` and ``dec()``, such as a Prometheus gauge) follows the
     count."""
 
-    def __init__(self, limit: int | None = None, gauge=None) -> None:
+    def __init__(self, limit: int | None = None, gauge=None, *,
+                 per_task: int | None = None) -> None:
         self._lock = threading.Lock()
         self.limit = limit
+        self.per_task = per_task
+        self.reserve = limit // ADMIN_RESERVE_DIVISOR if limit is not None else 0
         self.open = 0
+        self._by_task: dict[int, int] = {}  # open streams opened with a stream token
         self.closing = False
         self._gauge = gauge
 
-    def admit(self) -> None:
-        """Count a new stream in, or refuse it; ``release`` must follow (on response close)."""
+    def admit(self, task_id: int, *, admin: bool) -> Callable[[], None]:
+        """Count a new stream of ``task_id`` in, or refuse it; ``admin`` says the admin
+        credential opened it. Returns the function to call once, when the stream closes."""
         with self._lock:
             if self.closing:
                 raise StreamsClosing("the server is shutting down; reconnect with Last-Event-ID")
             if self.limit is not None and self.open >= self.limit:
                 raise TooManyStreams(f"this server already serves {self.limit} streams; "
                                      "retry shortly")
+            if not admin:
+                held = self._by_task.get(task_id, 0)
+                if self.per_task is not None and held >= self.per_task:
+                    raise TooManyTaskStreams(f"task {task_id} already has {self.per_task} "
+                                             "streams opened with stream tokens; retry shortly")
+                if self.limit is not None and self.open >= self.limit - self.reserve:
+                    raise TooManyStreams(f"this server already serves {self.open} streams (the "
+                                         f"last {self.reserve} are kept for the admin token); "
+                                         "retry shortly")
+                self._by_task[task_id] = held + 1
             self.open += 1
         if self._gauge is not None:
             self._gauge.inc()
+        return functools.partial(self._release, task_id, admin)
 
-    def release(self) -> None:
+    def _release(self, task_id: int, admin: bool) -> None:
         with self._lock:
             self.open -= 1
+            if not admin:
+                held = self._by_task.pop(task_id) - 1
+                if held:
+                    self._by_task[task_id] = held
         if self._gauge is not None:
             self._gauge.dec()
+
+    def task_streams(self, task_id: int) -> int:
+        """Streams of ``task_id`` open with a stream token."""
+        return self._by_task.get(task_id, 0)
 
     def close_all(self) -> None:
         """Make every stream end after its current wait (they check ``closing``)."""

@@ -16,7 +16,8 @@ those servers do. Directives in the last user message choose what it does, e.g.
 - ``nodone``: finish (``finish_reason``) but leave out ``data: [DONE]``
 
 With ``api_key`` set, a request without ``Authorization: Bearer <api_key>`` gets a 401 whose
-message repeats the key it received, as a careless server might. Every request is kept in
+message repeats the key it received, as a careless server might (``echo`` chooses what of it:
+the whole key unless set, as a real server shows part of it). Every request is kept in
 ``requests``; a client that goes away mid-answer is noticed at once (the connection is watched
 while waiting) and its time is kept in ``disconnects``.
 """
@@ -29,6 +30,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_WAIT = 60.0
@@ -61,6 +63,7 @@ class FakeLLM:
 
     def __init__(self, api_key: str | None = None):
         self.api_key = api_key
+        self.echo: Callable[[str], str] = lambda key: key
         self.requests: list[dict] = []
         self.disconnects: list[float] = []
         self.closing = threading.Event()
@@ -108,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"no route {self.path}")
         sent = self.headers.get("Authorization", "")
         if self.fake.api_key and sent != f"Bearer {self.fake.api_key}":
-            return self._error(401, f"Incorrect API key provided: {sent.removeprefix('Bearer ')}")
+            key = sent.removeprefix("Bearer ")
+            return self._error(401, f"Incorrect API key provided: {self.fake.echo(key)}")
         prompt = body["messages"][-1]["content"]
         options = directives(prompt)
         if "status" in options:

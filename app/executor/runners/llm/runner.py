@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from ....logs import REDACTED, redact_pieces, secret_pieces
 from ...runner import RunContext, TaskFailed
 from . import wire
 from .answer import Answer
@@ -42,6 +43,7 @@ class LLMRunner:
         self.server = parts.hostname + (f":{parts.port}" if parts.port else "")
         self.model = model
         self._api_key = api_key
+        self._key_pieces = secret_pieces((api_key,)) if api_key else frozenset()
         self.timeout = timeout
         self.batch_seconds = batch_seconds
         self.batch_chars = batch_chars
@@ -128,7 +130,11 @@ class LLMRunner:
         return "the connection to the model server broke" + (f": {cause}" if cause else "")
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+        """Without the API key, whole or any piece of 8 characters or more: servers echo
+        part of a wrong key ("Incorrect API key provided: sk-abc12...wxyz")."""
+        if not self._api_key:
+            return text
+        return redact_pieces(text.replace(self._api_key, REDACTED), self._key_pieces)
 
 
 def _os_error(error: BaseException | None) -> str | None:
