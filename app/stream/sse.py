@@ -54,6 +54,7 @@ class StreamTracker:
 
     def __init__(self, limit: int | None = None, gauge=None) -> None:
         self._lock = threading.Lock()
+        self._all_closed = threading.Condition(self._lock)
         self.limit = limit
         self.open = 0
         self.closing = False
@@ -74,12 +75,19 @@ class StreamTracker:
     def release(self) -> None:
         with self._lock:
             self.open -= 1
+            if self.open == 0:
+                self._all_closed.notify_all()
         if self._gauge is not None:
             self._gauge.dec()
 
     def close_all(self) -> None:
         """Make every stream end after its current wait (they check ``closing``)."""
         self.closing = True
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until no stream is open (their responses are closed); False after ``timeout``."""
+        with self._lock:
+            return self._all_closed.wait_for(lambda: self.open == 0, timeout)
 
 
 def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool,
