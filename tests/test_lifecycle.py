@@ -1,7 +1,10 @@
-"""Stopping the real server: SIGTERM mid-task ends tasks and streams cleanly and in time."""
+"""Stopping the real server: a stop or a reload mid-task ends tasks and streams cleanly, in
+time, and with a clean log."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
 import time
@@ -11,9 +14,26 @@ import pytest
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
 from tests.support.processes import wait_until
+from tests.support.runners import RECIPES, kill_leftovers, pids_in, process_alive
 from tests.support.sse import parse_messages
 
 pytestmark = pytest.mark.live
+
+# What gunicorn writes when a worker did not end cleanly: a traceback ("Exception in worker
+# process", BlockingSwitchOutError, "Exception ignored in ..."), an exit code other than 0
+# ("Worker (pid:N) exited with code 255."), a signal ("was sent SIGKILL!"), or a wait cut
+# short ("Worker graceful timeout").
+UNCLEAN = ("Traceback", "Exception", "Error", "exited with code", "was sent",
+           "graceful timeout", "CRITICAL")
+
+
+def assert_clean_exit(log: str, *worker_pids: int) -> None:
+    """Each worker logged its exit, and nothing in the log says a process ended badly (a
+    worker's exit code is logged only when it is not 0)."""
+    unclean = [line for line in log.splitlines() if any(word in line for word in UNCLEAN)]
+    assert not unclean, log
+    for pid in worker_pids:
+        assert f"Worker exiting (pid: {pid})" in log, log
 
 
 
@@ -21,6 +41,7 @@ def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "60",
            "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_GRACEFUL_TIMEOUT": "10", "OPS_WORKERS": "1"}
     with GunicornServer(env) as server:
+        [worker] = server.worker_pids()
         running = server.admin.create("long")["id"]
         queued = server.admin.create("waits")["id"]
         seen = {running: [], queued: []}
@@ -46,7 +67,7 @@ def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
             assert kind == "failed" and '"reason":"shutdown"' in data, (task_id, events)
         assert [k for k, _ in seen[running]] == ["created", "status", "failed"]
         assert [k for k, _ in seen[queued]] == ["created", "failed"]
-        assert "Worker graceful timeout" not in server.log()
+        assert_clean_exit(server.log(), worker)
 
 
 def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
@@ -56,6 +77,7 @@ def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
            "OPS_DEV_TICK_SECONDS": "60", "OPS_HEARTBEAT_SECONDS": "0.5",
            "OPS_GRACEFUL_TIMEOUT": "10"}
     with GunicornServer(env) as doomed, GunicornServer(env) as other:
+        doomed_workers = doomed.worker_pids()
         task_id = doomed.admin.create("long")["id"]
         seen = []
         with doomed.admin.stream(task_id) as response:
@@ -79,3 +101,84 @@ def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
         assert [kind for _, kind in seen] == ["created", "status", "failed"]
         final = other.admin.task(task_id)
         assert final["status"] == "failed" and final["error"] == "shutdown"
+        wait_until(lambda: doomed.process.poll() is not None, timeout=20)
+        assert doomed.process.returncode == 0
+        assert_clean_exit(doomed.log(), *doomed_workers)
+
+
+# How each stop reaches gunicorn: `systemctl stop` and `kill -TERM` (TERM), `systemctl reload`
+# (HUP: new workers, and TERM for the old ones), `kill -QUIT` (quick stop), and Ctrl-C in the
+# terminal of `make dev`, which sends INT to every process of the group (the worker also gets
+# QUIT from the master).
+def send(server: GunicornServer, name: str) -> None:
+    if name == "INT":
+        os.killpg(server.process.pid, signal.SIGINT)
+    else:
+        os.kill(server.process.pid, getattr(signal, f"SIG{name}"))
+
+
+@pytest.fixture
+def spawned():
+    """Pids of the recipes' processes; any still alive at the end is killed."""
+    pids: list[int] = []
+    yield pids
+    kill_leftovers(pids)
+
+
+@pytest.mark.parametrize("stop", ["TERM", "HUP", "INT", "QUIT"])
+def test_a_stop_or_reload_ends_tasks_and_streams_and_logs_no_crash(stop, spawned):
+    """A running recipe whose child ignores SIGTERM, a queued task, a stream on each: the
+    tasks end ``failed`` (shutdown), the child is killed, the streams end after the terminal
+    event, the worker exits 0, and the log holds no traceback. After a reload a new worker
+    serves."""
+    env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RECIPES": str(RECIPES),
+           "OPS_RECIPE_KILL_GRACE_SECONDS": "1", "OPS_HEARTBEAT_SECONDS": "0.5",
+           "OPS_GRACEFUL_TIMEOUT": "10", "OPS_WORKERS": "1"}
+    with GunicornServer(env) as server:
+        [worker] = server.worker_pids()
+        running = server.admin.create("stubborn", recipe="stubborn")["id"]
+        queued = server.admin.create("waits", recipe="sleep")["id"]
+        seen: dict[int, list[tuple[str, dict]]] = {running: [], queued: []}
+
+        def watch(task_id):
+            with server.admin.stream(task_id) as response:
+                for message in parse_messages(response.iter_lines(decode_unicode=True)):
+                    if "data" in message:
+                        seen[task_id].append((message["event"], json.loads(message["data"])))
+
+        watchers = [threading.Thread(target=watch, args=(t,)) for t in seen]
+        for watcher in watchers:
+            watcher.start()
+
+        def children():
+            return pids_in([data["line"] for kind, data in seen[running] if kind == "log"])
+
+        spawned += wait_until(lambda: len(children()) == 2 and children(),
+                              message="the recipe and its child to start")
+        wait_until(lambda: server.admin.stats()["streams_open"] == 2)
+        started = time.monotonic()
+        send(server, stop)
+        for watcher in watchers:
+            watcher.join(20)
+        took = time.monotonic() - started
+        assert not any(w.is_alive() for w in watchers)
+        workers = [worker]
+        if stop == "HUP":
+            wait_until(lambda: f"Worker exiting (pid: {worker})" in server.log(),
+                       message=server.log)
+            [new_worker] = wait_until(lambda: [p for p in server.worker_pids() if p != worker],
+                                      message="a new worker")
+            assert server.admin.create("after", recipe="sleep")["id"] == 1  # a fresh worker's store
+            workers.append(new_worker)
+            code = server.stop(signal.SIGTERM, timeout=20)
+        else:
+            code = server.process.wait(20)
+        assert code == 0 and took < 10, (code, took, server.log())
+        assert [kind for kind, _ in seen[running]] == ["created", "status", "log", "log",
+                                                       "failed"]
+        assert [kind for kind, _ in seen[queued]] == ["created", "failed"]
+        assert seen[running][-1][1]["reason"] == "shutdown"
+        assert seen[running][-1][1]["stopped_with"] == "SIGKILL"  # after the kill grace
+        assert seen[queued][-1][1]["reason"] == "shutdown"
+        assert not any(process_alive(pid) for pid in spawned)
+        assert_clean_exit(server.log(), *workers)
