@@ -144,7 +144,8 @@ def test_a_stop_or_reload_ends_tasks_and_streams_and_logs_no_crash(stop, spawned
             with server.admin.stream(task_id) as response:
                 for message in parse_messages(response.iter_lines(decode_unicode=True)):
                     if "data" in message:
-                        seen[task_id].append((message["event"], json.loads(message["data"])))
+                        event = json.loads(message["data"])
+                        seen[task_id].append((event["kind"], event["data"]))
 
         watchers = [threading.Thread(target=watch, args=(t,)) for t in seen]
         for watcher in watchers:
