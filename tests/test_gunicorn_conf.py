@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT
+from app.store import TaskStatus
+from tests.support.api import Admin, make_settings
+from tests.support.processes import ROOT, wait_until
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -92,3 +94,23 @@ def test_a_given_metrics_directory_is_kept_and_emptied(monkeypatch, tmp_path, wo
     conf["_prepare_metrics_dir"](server)
     conf["on_exit"](server)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_stopping_worker_waits_for_its_tasks_to_end(monkeypatch, make_app):
+    """worker_int (INT, QUIT) starts the shutdown; worker_exit, as the process exits, waits
+    for it; neither minds a worker stopped while it boots, before its app exists."""
+    conf = load(monkeypatch)
+    cfg = types.SimpleNamespace(graceful_timeout=4)
+    server = types.SimpleNamespace(cfg=cfg)
+    booting = types.SimpleNamespace(cfg=cfg)
+    conf["worker_int"](booting)
+    conf["worker_exit"](server, booting)
+    app = make_app(make_settings(dev_tick_seconds=60))
+    task_id = Admin(app.test_client()).create("long")["id"]
+    store = app.extensions["services"].store
+    wait_until(lambda: store.get_task(task_id).status == TaskStatus.RUNNING)
+    worker = types.SimpleNamespace(cfg=cfg, wsgi=app)
+    conf["worker_int"](worker)
+    conf["worker_exit"](server, worker)
+    task = store.get_task(task_id)
+    assert (task.status, task.error) == (TaskStatus.FAILED, "shutdown")

@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from tests.support.api import ADMIN
+from app.lifecycle import handle_signals, shutdown
+from app.store import TaskStatus
+from tests.support.api import ADMIN, Admin, make_settings
 from tests.support.live import GunicornServer
 from tests.support.processes import wait_until
 from tests.support.runners import RECIPES, kill_leftovers, pids_in, process_alive
 from tests.support.sse import parse_messages
-
-pytestmark = pytest.mark.live
 
 # What gunicorn writes when a worker did not end cleanly: a traceback ("Exception in worker
 # process", BlockingSwitchOutError, "Exception ignored in ..."), an exit code other than 0
@@ -36,7 +36,73 @@ def assert_clean_exit(log: str, *worker_pids: int) -> None:
         assert f"Worker exiting (pid: {pid})" in log, log
 
 
+@pytest.fixture
+def running_app(make_app):
+    """An app without gevent (threads), with a task that runs until it is stopped."""
+    app = make_app(make_settings(dev_tick_seconds=60))
+    task_id = Admin(app.test_client()).create("long")["id"]
+    store = app.extensions["services"].store
+    wait_until(lambda: store.get_task(task_id).status == TaskStatus.RUNNING)
+    return app, task_id
 
+
+@pytest.fixture
+def own_signal_handlers():
+    """The test process's handlers of the stop signals, put back afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
+                                                    signal.SIGQUIT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_shutdown_runs_once_however_often_it_is_called(running_app):
+    app, task_id = running_app
+    services = app.extensions["services"]
+    closes = []
+    close = services.store.close
+    services.store.close = lambda: (closes.append(1), close())
+    callers = [threading.Thread(target=shutdown, args=(app, 5)) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(20)
+    assert not any(caller.is_alive() for caller in callers)
+    shutdown(app, 5)  # after the end: returns at once
+    assert closes == [1] and services.streams.closing
+    task = services.store.get_task(task_id)
+    assert (task.status, task.error) == (TaskStatus.FAILED, "shutdown")
+
+
+def test_sigterm_without_gevent_starts_the_shutdown(running_app, own_signal_handlers):
+    """The handlers also work unpatched: TERM calls gunicorn's handler and ends the tasks in
+    a thread; an INT or QUIT once the worker is stopping is not passed on."""
+    app, task_id = running_app
+    calls = []
+    handle_signals(app, 5, stop=lambda sig, frame: calls.append(("stop", sig)),
+                   quit=lambda sig, frame: calls.append(("quit", sig)))
+    signal.raise_signal(signal.SIGTERM)
+    store = app.extensions["services"].store
+    wait_until(lambda: store.get_task(task_id).status == TaskStatus.FAILED)
+    assert store.get_task(task_id).error == "shutdown"
+    signal.raise_signal(signal.SIGINT)
+    signal.raise_signal(signal.SIGQUIT)
+    assert calls == [("stop", signal.SIGTERM)]
+
+
+def test_only_the_first_int_or_quit_is_passed_on(running_app, own_signal_handlers):
+    """Ctrl-C: INT from the terminal, then QUIT from the master; gunicorn's quit handler
+    exits the process, so a second one would cut the first one's shutdown short."""
+    app, _ = running_app
+    calls = []
+    handle_signals(app, 5, stop=lambda sig, frame: calls.append(("stop", sig)),
+                   quit=lambda sig, frame: calls.append(("quit", sig)))
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGINT):
+        signal.raise_signal(sig)
+    assert calls == [("quit", signal.SIGINT)]
+
+
+@pytest.mark.live
 def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
     env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "60",
            "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_GRACEFUL_TIMEOUT": "10", "OPS_WORKERS": "1"}
@@ -70,6 +136,7 @@ def test_sigterm_fails_running_tasks_with_shutdown_and_closes_streams():
         assert_clean_exit(server.log(), worker)
 
 
+@pytest.mark.live
 def test_sigterm_on_supabase_streams_resume_on_another_server(supabase_env):
     """Two servers share Supabase; SIGTERM one mid-task: its task ends failed (shutdown),
     its streams end cleanly, and a client resumes on the other with Last-Event-ID."""
@@ -125,6 +192,7 @@ def spawned():
     kill_leftovers(pids)
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("stop", ["TERM", "HUP", "INT", "QUIT"])
 def test_a_stop_or_reload_ends_tasks_and_streams_and_logs_no_crash(stop, spawned):
     """A running recipe whose child ignores SIGTERM, a queued task, a stream on each: the
