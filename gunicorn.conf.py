@@ -125,14 +125,25 @@ def _grace(cfg):
 
 
 def post_worker_init(worker):
-    """Start background work; on SIGTERM end tasks and streams at once (app/lifecycle.py)."""
-    from app.lifecycle import on_sigterm, start_background
+    """Start background work; take over the stop signals, so that a stop ends tasks and
+    streams at once, without a second exit cutting it short (app/lifecycle.py)."""
+    from app.lifecycle import handle_signals, start_background
 
     start_background(worker.wsgi)
-    on_sigterm(worker.wsgi, _grace(worker.cfg), then=worker.handle_exit)
+    handle_signals(worker.wsgi, _grace(worker.cfg), stop=worker.handle_exit,
+                   quit=worker.handle_quit)
     # What exists now lives as long as the worker: out of the collector's sight, it no longer
     # makes each full collection scan it, pausing every stream (docs/performance.md).
     gc.freeze()
+
+
+def worker_int(worker):
+    """INT or QUIT: start ending tasks and streams; worker_exit waits for the end."""
+    app = _app(worker)
+    if app is not None:
+        from app.lifecycle import begin_shutdown
+
+        begin_shutdown(app, _grace(worker.cfg))
 
 
 def _check_supabase(settings):
@@ -163,9 +174,16 @@ def _check_supabase(settings):
 
 
 def worker_exit(server, worker):
-    """However the worker ends, its tasks end cleanly: no new ones, the rest failed."""
-    app = getattr(worker, "wsgi", None)
-    if app is not None and "services" in getattr(app, "extensions", {}):
+    """However the worker ends, its tasks end cleanly: no new ones, the rest failed; and it
+    exits only once that is done (or the shutdown a signal started is)."""
+    app = _app(worker)
+    if app is not None:
         from app.lifecycle import shutdown
 
         shutdown(app, _grace(server.cfg))
+
+
+def _app(worker):
+    """The worker's app, once loaded (a worker can stop while it boots)."""
+    app = getattr(worker, "wsgi", None)
+    return app if app is not None and "services" in getattr(app, "extensions", {}) else None

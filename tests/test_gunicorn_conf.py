@@ -14,6 +14,8 @@ import pytest
 from app import group_records
 from app.executor.runners.process import group_alive
 from app.group_records import GroupRecords
+from app.store import TaskStatus
+from tests.support.api import Admin, make_settings
 from tests.support.processes import ROOT, wait_until
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -113,3 +115,23 @@ def test_child_exit_kills_the_recipe_groups_of_the_dead_worker(monkeypatch, tmp_
     sleeper.wait()
     assert warnings == [f"worker {os.getpid()} died with recipes running: killed process "
                         f"group(s) {group}"]
+
+
+def test_a_stopping_worker_waits_for_its_tasks_to_end(monkeypatch, make_app):
+    """worker_int (INT, QUIT) starts the shutdown; worker_exit, as the process exits, waits
+    for it; neither minds a worker stopped while it boots, before its app exists."""
+    conf = load(monkeypatch)
+    cfg = types.SimpleNamespace(graceful_timeout=4)
+    server = types.SimpleNamespace(cfg=cfg)
+    booting = types.SimpleNamespace(cfg=cfg)
+    conf["worker_int"](booting)
+    conf["worker_exit"](server, booting)
+    app = make_app(make_settings(dev_tick_seconds=60))
+    task_id = Admin(app.test_client()).create("long")["id"]
+    store = app.extensions["services"].store
+    wait_until(lambda: store.get_task(task_id).status == TaskStatus.RUNNING)
+    worker = types.SimpleNamespace(cfg=cfg, wsgi=app)
+    conf["worker_int"](worker)
+    conf["worker_exit"](server, worker)
+    task = store.get_task(task_id)
+    assert (task.status, task.error) == (TaskStatus.FAILED, "shutdown")

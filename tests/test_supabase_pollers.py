@@ -84,3 +84,23 @@ def test_bursts_of_nudges_are_spaced():
     # ends early, so a loaded machine can only widen the gaps, not fail this.
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     assert all(gap >= 0.99 for gap in gaps), gaps
+
+
+def test_a_poll_cut_short_by_closing_the_store_logs_nothing(clock, caplog):
+    """Closing the store closes its HTTP client, maybe under a poll: that poll's error is
+    expected, not a failure to log with a traceback."""
+    polling, closed = threading.Event(), threading.Event()
+
+    def fetch(task_id, after_id, limit):
+        polling.set()
+        closed.wait(10)
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+
+    with one_waiter(fetch, clock) as hub:
+        assert polling.wait(10)
+        poller = hub._pollers[1]
+        hub.close()
+        closed.set()
+        poller.thread.join(10)
+    assert not poller.thread.is_alive()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

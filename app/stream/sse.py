@@ -68,6 +68,7 @@ class StreamTracker:
     def __init__(self, limit: int | None = None, gauge=None, *,
                  per_task: int | None = None) -> None:
         self._lock = threading.Lock()
+        self._all_closed = threading.Condition(self._lock)
         self.limit = limit
         self.per_task = per_task
         self.reserve = limit // ADMIN_RESERVE_DIVISOR if limit is not None else 0
@@ -107,6 +108,8 @@ class StreamTracker:
                 held = self._by_task.pop(task_id) - 1
                 if held:
                     self._by_task[task_id] = held
+            if self.open == 0:
+                self._all_closed.notify_all()
         if self._gauge is not None:
             self._gauge.dec()
 
@@ -117,6 +120,11 @@ class StreamTracker:
     def close_all(self) -> None:
         """Make every stream end after its current wait (they check ``closing``)."""
         self.closing = True
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until no stream is open (their responses are closed); False after ``timeout``."""
+        with self._lock:
+            return self._all_closed.wait_for(lambda: self.open == 0, timeout)
 
 
 def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool,

@@ -117,7 +117,8 @@ class TaskPoller:
                 self._notify()
             return False
         except Exception:  # keep serving: the next poll may work
-            log.exception("task %s: poll failed", self.task_id)
+            if not self.hub.closed.is_set():  # else the store closed its client mid-poll
+                log.exception("task %s: poll failed", self.task_id)
             return False
         with self.lock:
             was_ended = self.ended
