@@ -74,15 +74,15 @@ def time_pages(app, count: int, repeats: int) -> dict[str, float]:
     are kept too, as ``<page>_wall``)."""
     from werkzeug.test import EnvironBuilder
 
-    medians = {}
+    medians, answers = {}, []
+
+    def start_response(status, headers):
+        answers.append(status)
+
     for name, query in pages(count).items():
         # The WSGI call alone, as gunicorn makes it: the test client's own work left out.
         environ = EnvironBuilder(query, headers={"X-Admin-Token": ADMIN}).get_environ()
-        cpu, wall, answers = [], [], []
-
-        def start_response(status, headers):
-            answers.append(status)
-
+        cpu, wall = [], []
         for _ in range(repeats + 1):  # the first is a warm-up
             started, started_cpu = time.perf_counter(), time.thread_time()
             body = b"".join(app(dict(environ), start_response))
