@@ -10,6 +10,7 @@ import tracemalloc
 import pytest
 
 from app.store import MemoryStore, TaskNotFound, TaskStatus
+from app.store.ordered import OrderedIds
 
 FILTERS = [None, *TaskStatus]
 
@@ -102,6 +103,33 @@ def check_pages(store, created, rng):
             page = store.list_tasks(limit, status, before_id)
             assert [t.id for t in page] == brute_force(store, created, status, before_id)[:limit]
             assert all(task == store.get_task(task.id) for task in page)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ordered_ids_match_a_sorted_list_through_splits_and_merges(seed):
+    rng = random.Random(seed)
+    ids, plain = OrderedIds(block=4), set()
+    for step in range(3000):
+        task_id = rng.randrange(1, 400)
+        if rng.random() < (0.7 if step < 1500 else 0.2):  # grows, then shrinks
+            if task_id not in plain:
+                ids.add(task_id)
+                plain.add(task_id)
+        else:
+            if plain and rng.random() < 0.7:
+                task_id = rng.choice(sorted(plain))
+            ids.discard(task_id)
+            plain.discard(task_id)
+        newest_first = sorted(plain, reverse=True)
+        limit, before_id = rng.randrange(1, 30), rng.choice([None, rng.randrange(0, 402)])
+        assert ids.before(limit, before_id) == [
+            i for i in newest_first if before_id is None or i < before_id][:limit]
+        # Thinned-out blocks merged: any two neighbours hold more than a block's worth, and
+        # no block more than two.
+        blocks = ids._blocks
+        assert all(len(a) + len(b) > 4 for a, b in zip(blocks, blocks[1:]))
+        assert all(0 < len(block) <= 8 for block in blocks)
+    assert ids.before(1000) == sorted(plain, reverse=True)
 
 
 def filled(count: int) -> MemoryStore:

@@ -27,6 +27,7 @@ from sys import getsizeof
 from typing import Any
 
 from .base import TERMINAL_KINDS, Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore
+from .ordered import OrderedIds
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,10 @@ class MemoryStore(TaskStore):
         self._lock = threading.RLock()
         self._records: dict[int, _Record] = {}
         self._bytes = 0  # the records' sizes summed
-        # Ascending ids: all tasks, and per status. Ids only grow, so a new task is appended.
-        self._ids: list[int] = []
-        self._by_status: dict[TaskStatus, list[int]] = {status: [] for status in TaskStatus}
+        # The ids of all tasks, and of the tasks in each status, in order: a page walks only
+        # its own ids.
+        self._ids = OrderedIds()
+        self._by_status = {status: OrderedIds() for status in TaskStatus}
         # Terminal tasks in the order they ended: the budget evicts from the front.
         self._ended: dict[int, None] = {}
         self._last_task_id = 0
@@ -89,8 +91,8 @@ class MemoryStore(TaskStore):
             record = _Record(task)
             self._records[task.id] = record
             self._bytes += record.size
-            self._ids.append(task.id)
-            self._by_status[TaskStatus.QUEUED].append(task.id)
+            self._ids.add(task.id)
+            self._by_status[TaskStatus.QUEUED].add(task.id)
             self._append(record, "created", {"body": body, "runner": runner, **task.extra})
         self._keep_budget()
         return task
@@ -102,9 +104,7 @@ class MemoryStore(TaskStore):
     def list_tasks(self, limit, status=None, before_id=None):
         with self._lock:
             ids = self._ids if status is None else self._by_status[TaskStatus(status)]
-            end = len(ids) if before_id is None else bisect.bisect_left(ids, before_id)
-            page = ids[max(0, end - limit):end]
-            return [self._records[task_id].task for task_id in reversed(page)]
+            return [self._records[task_id].task for task_id in ids.before(limit, before_id)]
 
     def mark_running(self, task_id):
         with self._lock:
@@ -242,25 +242,18 @@ class MemoryStore(TaskStore):
         return event
 
     def _move(self, task_id: int, old: TaskStatus, new: TaskStatus) -> None:
-        _discard(self._by_status[old], task_id)
-        bisect.insort(self._by_status[new], task_id)
+        self._by_status[old].discard(task_id)
+        self._by_status[new].add(task_id)
 
     def _delete(self, task_id: int) -> int:
         """Forget a task and its events; return their size."""
         record = self._records.pop(task_id)
         self._ended.pop(task_id, None)
-        _discard(self._ids, task_id)
-        _discard(self._by_status[record.task.status], task_id)
+        self._ids.discard(task_id)
+        self._by_status[record.task.status].discard(task_id)
         self._bytes -= record.size
         record.arrived.set()  # a stream still waiting on it finds it gone
         return record.size
-
-
-def _discard(ids: list[int], task_id: int) -> None:
-    """Remove ``task_id`` from the ascending ``ids`` if it is there."""
-    at = bisect.bisect_left(ids, task_id)
-    if at < len(ids) and ids[at] == task_id:
-        del ids[at]
 
 
 def _size(value: Any) -> int:
