@@ -12,7 +12,7 @@ Its own properties, beyond the contract:
   are evicted whole, with their events, and answer 404 as purged ones do (one log line
   each). Queued and running tasks are never evicted, so they may hold the store above it.
 - A page of :meth:`~MemoryStore.list_tasks` costs in proportion to the page, whatever the
-  filter: ids are kept in order, all of them and per status.
+  filter: ids are kept in order (:mod:`.ordered`), all of them and per status.
 """
 
 from __future__ import annotations

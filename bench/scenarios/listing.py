@@ -31,7 +31,7 @@ class Scale:
     runs: int
 
 
-FULL = Scale(tasks=100_000, repeats=20, runs=3)
+FULL = Scale(tasks=100_000, repeats=50, runs=3)
 QUICK = Scale(tasks=20_000, repeats=5, runs=1)
 
 
