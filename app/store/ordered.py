@@ -1,9 +1,9 @@
 """A set of task ids kept in ascending order, for the in-process store's lists.
 
-One sorted Python list would do, but adding or removing an id moves everything after it:
-at 100,000 ids that is a fraction of a millisecond under the store's lock, for every task
-that retention or the memory budget deletes (oldest first, so at the front). Here the ids
-sit in blocks of at most ``2 * block``, and an add or a removal moves one block's items.
+One sorted Python list would do, but adding or removing an id moves everything after it, and
+retention and the memory budget delete the oldest tasks, at the front: in a large store that
+is much copying under the store's lock for every task deleted. Here the ids sit in blocks of
+at most ``2 * block``, and an add or a removal moves one block's items.
 """
 
 from __future__ import annotations
