@@ -281,6 +281,9 @@ class Settings:
         help="finished tasks are deleted this long after they ended; 0 turns it off")
     retention_interval: float = setting("OPS_RETENTION_INTERVAL", 60.0, low=0.1, high=86_400,
                                         help="seconds between two retention sweeps")
+    memory_max_mb: int = setting("OPS_MEMORY_MAX_MB", 512, low=1, high=1024 * 1024,
+                                 help="in-process store: MiB of tasks and events kept "
+                                 "before the oldest finished tasks are evicted")
     stream_max_seconds: float = setting("OPS_STREAM_MAX_SECONDS", 3600.0, low=1,
                                         high=7 * 86_400, help="a stream ends after this long")
     stream_send_timeout: float = setting("OPS_STREAM_SEND_TIMEOUT", 30.0, low=0.1, high=3600,

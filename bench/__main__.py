@@ -18,14 +18,14 @@ from pathlib import Path
 
 from . import report as reporting
 from .procs import load_average, raise_fd_limit, say
-from .scenarios import creation, latency, streams, supabase
+from .scenarios import creation, latency, listing, streams, supabase
 from .stats import median_of_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("latency", "streams", "creation", "supabase")
+SCENARIOS = ("latency", "streams", "creation", "listing", "supabase")
 # What each scenario starts besides Python: the peer runs on redis-server, wrk loads creation.
 PROGRAMS = {"latency": ("redis-server",), "streams": ("redis-server",), "creation": ("wrk",),
-            "supabase": ()}
+            "listing": (), "supabase": ()}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -127,6 +127,17 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
             pairs = []
         report.runs["creation"] = [rounded(pair) for pair in pairs]
         report.rows += creation.rows(median_of_runs(pairs), scale)
+    if "listing" in chosen:
+        scale = listing.QUICK if args.quick else listing.FULL
+        report.settings["Task list"] = listing.describe(scale)
+        try:
+            results = listing.run(scale)
+        except Exception as error:
+            say(f"listing failed: {error}")
+            report.not_measured["Task list"] = f"the run failed: {str(error)[:500]}"
+            results = []
+        report.runs["listing"] = [rounded(result) for result in results]
+        report.rows += listing.rows(median_of_runs(results), scale)
     if "supabase" in chosen:
         scale = supabase.QUICK if args.quick else supabase.FULL
         report.settings["Supabase path"] = supabase.describe(scale)

@@ -14,7 +14,7 @@ from tests.support.supabase_fixtures import store_options
 
 # Public methods a store has beyond the contract, and why.
 EXTRAS = {
-    MemoryStore: set(),
+    MemoryStore: {"stored_bytes"},  # what its memory budget counts
     SupabaseStore: {"from_settings"},  # make_store builds it from the settings
     ObservedStore: set(),
 }

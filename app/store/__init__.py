@@ -15,4 +15,4 @@ def make_store(settings) -> TaskStore:
     if settings.uses_supabase:
         from .supabase import SupabaseStore
         return SupabaseStore.from_settings(settings)
-    return MemoryStore()
+    return MemoryStore(max_bytes=settings.memory_max_mb * 1024 * 1024)

@@ -4,18 +4,39 @@ streams, which read without the lock.
 Serves one process only (gunicorn must run a single worker with it); everything is lost when
 the process exits. Under gevent the lock and the flags are gevent's, so a waiting stream
 yields to the loop instead of blocking it.
+
+Its own properties, beyond the contract:
+
+- A memory budget (``max_bytes``, OPS_MEMORY_MAX_MB): each task is counted, in estimated
+  bytes, with its events as they are appended; past the budget the tasks that ended first
+  are evicted whole, with their events, and answer 404 as purged ones do (one log line
+  each). Queued and running tasks are never evicted, so they may hold the store above it.
+- A page of :meth:`~MemoryStore.list_tasks` costs in proportion to the page, whatever the
+  filter: ids are kept in order (:mod:`.ordered`), all of them and per status.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from sys import getsizeof
 from typing import Any
 
 from .base import TERMINAL_KINDS, Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore
+from .ordered import OrderedIds
+
+log = logging.getLogger(__name__)
+
+# What the budget counts beyond an event's data: the Event, its attribute dict and datetime,
+# its slots in the task's lists; and once per task, the Task, its record, flag and index
+# entries (measured with tracemalloc, see docs/operations.md).
+EVENT_OVERHEAD = 200
+TASK_OVERHEAD = 1700
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def utcnow() -> datetime:
@@ -23,7 +44,7 @@ def utcnow() -> datetime:
 
 
 class _Record:
-    __slots__ = ("task", "events", "event_ids", "arrived", "cancel_requested")
+    __slots__ = ("task", "events", "event_ids", "arrived", "cancel_requested", "size")
 
     def __init__(self, task: Task):
         self.task = task
@@ -34,15 +55,26 @@ class _Record:
         # notify of a Condition, which cost much at 1,000 streams (docs/performance.md).
         self.arrived = threading.Event()
         self.cancel_requested = False
+        self.size = TASK_OVERHEAD  # estimated bytes, the events' added as they are appended
 
 
 class MemoryStore(TaskStore):
-    """Tasks and events in dicts; ids count from 1 like a fresh database."""
+    """Tasks and events in dicts; ids count from 1 like a fresh database.
 
-    def __init__(self, clock: Callable[[], datetime] = utcnow):
+    ``max_bytes`` is the memory budget of the tasks and their events (None: none)."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow, max_bytes: int | None = None):
         self._clock = clock
+        self._max_bytes = max_bytes
         self._lock = threading.RLock()
         self._records: dict[int, _Record] = {}
+        self._bytes = 0  # the records' sizes summed
+        # The ids of all tasks, and of the tasks in each status, in order: a page walks only
+        # its own ids.
+        self._ids = OrderedIds()
+        self._by_status = {status: OrderedIds() for status in TaskStatus}
+        # Terminal tasks in the order they ended: the budget evicts from the front.
+        self._ended: dict[int, None] = {}
         self._last_task_id = 0
         self._last_event_id = 0  # one sequence for all tasks, as in the database
         self._closed = False
@@ -58,8 +90,12 @@ class MemoryStore(TaskStore):
                         extra=dict(extra or {}))
             record = _Record(task)
             self._records[task.id] = record
+            self._bytes += record.size
+            self._ids.add(task.id)
+            self._by_status[TaskStatus.QUEUED].add(task.id)
             self._append(record, "created", {"body": body, "runner": runner, **task.extra})
-            return task
+        self._keep_budget()
+        return task
 
     def get_task(self, task_id):
         with self._lock:
@@ -67,16 +103,8 @@ class MemoryStore(TaskStore):
 
     def list_tasks(self, limit, status=None, before_id=None):
         with self._lock:
-            found = []
-            for task_id in sorted(self._records, reverse=True):
-                if before_id is not None and task_id >= before_id:
-                    continue
-                task = self._records[task_id].task
-                if status is None or task.status == status:
-                    found.append(task)
-                    if len(found) >= limit:
-                        break
-            return found
+            ids = self._ids if status is None else self._by_status[TaskStatus(status)]
+            return [self._records[task_id].task for task_id in ids.before(limit, before_id)]
 
     def mark_running(self, task_id):
         with self._lock:
@@ -84,28 +112,26 @@ class MemoryStore(TaskStore):
             if record.task.status.is_terminal:
                 raise TaskFinished(task_id, record.task.status)
             event = self._append(record, "status", {"status": TaskStatus.RUNNING.value})
+            self._move(task_id, record.task.status, TaskStatus.RUNNING)
             record.task = dataclasses.replace(record.task, status=TaskStatus.RUNNING,
                                    started_at=event.created_at)
-            return record.task
+            task = record.task
+        self._keep_budget()
+        return task
 
     def append_event(self, task_id, kind, data):
         if kind in TERMINAL_KINDS:
             raise ValueError(f"terminal event {kind!r} must go through finish()")
         with self._lock:
-            return self._append(self._record(task_id), kind, data)
+            event = self._append(self._record(task_id), kind, data)
+        self._keep_budget()
+        return event
 
     def finish(self, task_id, status, data):
-        status = TaskStatus(status)
         with self._lock:
-            record = self._record(task_id)
-            if record.task.status.is_terminal:
-                raise TaskFinished(task_id, record.task.status)
-            event = self._append(record, status.value, data)
-            record.task = dataclasses.replace(
-                record.task, status=status, finished_at=event.created_at,
-                error=None if status == TaskStatus.DONE else data.get("reason"),
-                cancel_requested=False)
-            return event
+            event = self._finish(self._record(task_id), TaskStatus(status), data)
+        self._keep_budget()
+        return event
 
     def request_cancel(self, task_id):
         ended = None
@@ -115,13 +141,14 @@ class MemoryStore(TaskStore):
             if status.is_terminal:
                 raise TaskFinished(task_id, status)
             if status == TaskStatus.QUEUED:
-                ended = self.finish(task_id, TaskStatus.CANCELED,
-                                    {"reason": "canceled before it started"})
+                ended = self._finish(record, TaskStatus.CANCELED,
+                                     {"reason": "canceled before it started"})
             else:
                 record.cancel_requested = True
                 record.task = dataclasses.replace(record.task, cancel_requested=True)
             task = record.task
         if ended is not None:  # told outside the lock: the listener may read the store
+            self._keep_budget()
             self._task_ended(task_id, TaskStatus.CANCELED, ended.data, ended.created_at)
         return task
 
@@ -146,17 +173,40 @@ class MemoryStore(TaskStore):
 
     def purge_finished(self, before, limit):
         with self._lock:
-            ended = sorted((r.task.finished_at, task_id) for task_id, r in self._records.items()
-                           if r.task.status.is_terminal and r.task.finished_at < before)
-            for _, task_id in ended[:limit]:
-                del self._records[task_id]
-            return min(len(ended), limit)
+            old = []
+            for task_id in self._ended:  # in the order they ended: stop at the first too young
+                if len(old) >= limit or self._records[task_id].task.finished_at >= before:
+                    break
+                old.append(task_id)
+            for task_id in old:
+                self._delete(task_id)
+            return len(old)
+
+    @property
+    def stored_bytes(self) -> int:
+        """The estimated bytes of the tasks and their events, as the budget counts them."""
+        return self._bytes
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             for record in self._records.values():
                 record.arrived.set()
+
+    def _keep_budget(self) -> None:
+        """Evict the tasks that ended first while the store exceeds its budget. Writers call
+        it after releasing the lock, so that the log lines are written outside it."""
+        if self._max_bytes is None or self._bytes <= self._max_bytes:
+            return
+        evicted = []
+        with self._lock:
+            while self._bytes > self._max_bytes and self._ended:
+                task_id = next(iter(self._ended))
+                evicted.append((task_id, self._delete(task_id)))
+        for task_id, freed in evicted:
+            log.warning("memory store: evicted finished task %s, %d bytes freed "
+                        "(OPS_MEMORY_MAX_MB)", task_id, freed,
+                        extra={"task_id": task_id, "bytes_freed": freed})
 
     # -- internals: writers call these with the lock held -----------------------------------
 
@@ -172,9 +222,51 @@ class MemoryStore(TaskStore):
                       created_at=self._clock(), data=data)
         record.events.append(event)
         record.event_ids.append(event.id)
+        size = EVENT_OVERHEAD + _size(data)
+        record.size += size
+        self._bytes += size
         record.arrived.set()
         record.arrived = threading.Event()
         return event
+
+    def _finish(self, record: _Record, status: TaskStatus, data: dict[str, Any]) -> Event:
+        if record.task.status.is_terminal:
+            raise TaskFinished(record.task.id, record.task.status)
+        event = self._append(record, status.value, data)
+        self._move(record.task.id, record.task.status, status)
+        self._ended[record.task.id] = None
+        record.task = dataclasses.replace(
+            record.task, status=status, finished_at=event.created_at,
+            error=None if status == TaskStatus.DONE else data.get("reason"),
+            cancel_requested=False)
+        return event
+
+    def _move(self, task_id: int, old: TaskStatus, new: TaskStatus) -> None:
+        self._by_status[old].discard(task_id)
+        self._by_status[new].add(task_id)
+
+    def _delete(self, task_id: int) -> int:
+        """Forget a task and its events; return their size."""
+        record = self._records.pop(task_id)
+        self._ended.pop(task_id, None)
+        self._ids.discard(task_id)
+        self._by_status[record.task.status].discard(task_id)
+        self._bytes -= record.size
+        record.arrived.set()  # a stream still waiting on it finds it gone
+        return record.size
+
+
+def _size(value: Any) -> int:
+    """Estimated bytes of an event's data: its containers and what they hold."""
+    size = getsizeof(value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # Most items are flat (text, numbers): sized here, without a call each.
+            size += getsizeof(key) + (getsizeof(item) if type(item) in _FLAT else _size(item))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            size += getsizeof(item) if type(item) in _FLAT else _size(item)
+    return size
 
 
 def _events_after(record: _Record, after_id: int, limit: int) -> list[Event]:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ..store import TERMINAL_KINDS, Event, StoreUnavailable, TaskStore
+from ..store import TERMINAL_KINDS, Event, StoreUnavailable, TaskNotFound, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +24,39 @@ PAGE = 100
 HEARTBEAT = ": ping\n\n"
 
 
+# The text of the events formatted last, shared by the streams that send them (a live event
+# goes to all its task's streams within moments). Bounded, oldest out first: kept on every
+# stored event, it doubled the memory of a large one (docs/operations.md).
+CACHE_BYTES = 8 * 1024 * 1024
+_cache: dict[int, tuple[Event, str]] = {}  # by id(event); the entry holds the event, so the
+_cache_lock = threading.Lock()             # id is not reused while the entry lives
+_cache_size = 0
+
+
 def format_event(event: Event) -> str:
     """One SSE message: ``id``, ``event`` (the kind) and one line of JSON ``data``.
 
-    Formatted once per event, however many streams send it: the text is kept on the
-    (immutable) event, outside its dataclass fields."""
-    text = getattr(event, "_sse_text", None)
-    if text is None:
-        # ASCII-only JSON: a lone surrogate from a runner's output must not make the text
-        # impossible to encode and so break this task's stream for good.
-        data = json.dumps(event.to_dict(), separators=(",", ":"))
-        text = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
-        object.__setattr__(event, "_sse_text", text)
+    Formatted once per event while it is among the last :data:`CACHE_BYTES` formatted,
+    however many streams send it."""
+    cached = _cache.get(id(event))
+    if cached is not None and cached[0] is event:
+        return cached[1]
+    # ASCII-only JSON: a lone surrogate from a runner's output must not make the text
+    # impossible to encode and so break this task's stream for good.
+    data = json.dumps(event.to_dict(), separators=(",", ":"))
+    text = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+    _remember(event, text)
     return text
+
+
+def _remember(event: Event, text: str) -> None:
+    global _cache_size
+    with _cache_lock:
+        replaced = _cache.pop(id(event), None)  # formatted twice at once, or a reused id
+        _cache_size += len(text) - (len(replaced[1]) if replaced else 0)
+        _cache[id(event)] = (event, text)
+        while _cache_size > CACHE_BYTES:
+            _cache_size -= len(_cache.pop(next(iter(_cache)))[1])
 
 
 class TooManyStreams(Exception):
@@ -146,6 +166,8 @@ def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool
             if not events and (tracker.closing or finished
                                or _ended_before(store, task_id, last_id)):
                 return  # (closing: the store may be closed too, so ask it nothing more)
+        except TaskNotFound:  # deleted meanwhile (retention, or the memory budget)
+            return
         except StoreUnavailable as error:
             if not outage:  # once per outage, not once a second
                 log.warning("stream of task %s: store unavailable, retrying: %s", task_id, error)
