@@ -246,13 +246,14 @@ export class LogView {
     const raw = this.raw.get(index);
     const segments = raw === undefined ? [{ text: this.texts[index], cls: "" }] : parseAnsi(raw);
     const ranges = [];
-    if (this.query) {
-      const lower = this.texts[index].toLowerCase();
+    if (this.pattern) {
       const current = this.current >= 0 && this.matchRows[this.current] === index
         ? this.matchCols[this.current] : -1;
-      for (let at = lower.indexOf(this.query); at >= 0;
-        at = lower.indexOf(this.query, at + this.query.length)) {
-        ranges.push([at, at + this.query.length, at === current]);
+      const { pattern } = this;
+      const text = this.texts[index];
+      pattern.lastIndex = 0;
+      for (let match = pattern.exec(text); match; match = pattern.exec(text)) {
+        ranges.push([match.index, pattern.lastIndex, match.index === current]);
       }
     }
     const nodes = [];
@@ -330,6 +331,7 @@ export class LogView {
     clearTimeout(this.searchTimer);
     clearTimeout(this.sliceTimer);
     this.query = "";
+    this.pattern = null; // the query as a case-insensitive RegExp: faster than lowercasing
     this.matchRows = [];
     this.matchCols = [];
     this.current = -1;
@@ -341,12 +343,12 @@ export class LogView {
 
   /** Find `text` (ignoring case) in every line, a slice at a time. */
   search(text) {
-    const query = text.toLowerCase();
-    if (query === this.query) return;
+    if (text === this.query) return;
     this.clearSearch();
-    this.query = query;
+    this.query = text;
+    this.pattern = text ? new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi") : null;
     this.changed();
-    if (query) this.searchOn();
+    if (text) this.searchOn();
   }
 
   searchOn() {
@@ -355,16 +357,16 @@ export class LogView {
   }
 
   searchSlice() {
-    const { query, texts, streams, matchRows, matchCols } = this;
+    const { pattern, texts, streams, matchRows, matchCols } = this;
     const deadline = performance.now() + SEARCH_SLICE_MS;
     let i = this.scanned;
     while (i < texts.length && matchRows.length < MAX_MATCHES) {
       if (streams[i] !== CUT) {
-        const lower = texts[i].toLowerCase();
-        for (let at = lower.indexOf(query); at >= 0 && matchRows.length < MAX_MATCHES;
-          at = lower.indexOf(query, at + query.length)) {
+        pattern.lastIndex = 0;
+        for (let match = pattern.exec(texts[i]); match && matchRows.length < MAX_MATCHES;
+          match = pattern.exec(texts[i])) {
           matchRows.push(i);
-          matchCols.push(at);
+          matchCols.push(match.index);
         }
       }
       i += 1;
@@ -394,8 +396,7 @@ export class LogView {
 
   /** Go to the next (1) or previous (-1) match and scroll it into view. */
   step(direction) {
-    const query = this.searchBox.value.toLowerCase();
-    if (query !== this.query) this.search(this.searchBox.value);
+    if (this.searchBox.value !== this.query) this.search(this.searchBox.value);
     if (!this.query) return;
     const total = this.matchRows.length;
     if (this.current < 0 && this.searching) {
