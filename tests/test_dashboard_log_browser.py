@@ -296,3 +296,35 @@ def test_screenshot_of_the_output(server, tab):
     tab.page.locator("#task-view").screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
     tab.assert_clean(ADMIN)
+
+
+def test_more_lines_than_a_browser_makes_tall(server, tab):
+    """600,000 rows of 20 px pass the view's 10,000,000 px spacer: offsets are scaled."""
+    store = server.store
+    task = store.create_task("Very long output", "", "recipe")
+    store.mark_running(task.id)
+    total = 600_000
+    for first in range(1, total + 1, BATCH):
+        store.append_event(task.id, "log", {"stream": "stdout", "first_line": first,
+                                            "lines": [str(n % 10) for n in range(BATCH)]})
+    store.finish(task.id, "done", {})
+    tab.sign_in(ADMIN)
+    tab.signed_in()
+    tab.page.evaluate(f"location.hash = '#/tasks/{task.id}'")
+    wait_on_screen(tab, f'[data-line="{total}"]')
+    height = tab.page.evaluate("document.querySelector('#log-lines').scrollHeight")
+    assert height == 10_000_000
+
+    tab.page.eval_on_selector(
+        "#log-lines", "box => { box.scrollTop = (box.scrollHeight - box.clientHeight) / 2; }")
+    tab.page.wait_for_function("""() => [...document.querySelectorAll('#log-lines .log-row')]
+        .some((row) => Math.abs(Number(row.dataset.line) - 300000) < 30)""")
+    middle = tab.page.eval_on_selector_all(
+        "#log-lines .log-row", "rows => rows.map((row) => Number(row.dataset.line))")
+    assert middle == list(range(middle[0], middle[0] + len(middle)))  # in order, no gap
+
+    tab.page.evaluate(f"location.hash = '#/tasks/{task.id}/line/123457'")
+    wait_on_screen(tab, '[data-line="123457"].target')
+    wait_on_screen(tab, '[data-line="123456"]')  # its neighbours are in place
+    wait_on_screen(tab, '[data-line="123458"]')
+    tab.assert_clean(ADMIN)
