@@ -24,6 +24,7 @@ from tests.support.processes import ROOT, free_port
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 SCREENSHOT = ROOT / "docs" / "img" / "log-view.png"
+PHONE = {"width": 375, "height": 600}
 BATCH = 1_000
 HEAD = 50_000  # lines 1..50,000
 LEFT_OUT = 12_345  # lines 50,001..62,345, cut
@@ -295,6 +296,14 @@ def test_screenshot_of_the_output(server, tab):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     tab.page.locator("#task-view").screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+    # Its text is readable (line numbers on every row background included), and at phone
+    # width the output scrolls sideways inside its box, not the page.
+    poor = [r for r in tab.contrast_ratios() if r["ratio"] < 4.5]
+    assert poor == [], poor
+    tab.page.set_viewport_size(PHONE)
+    tab.page.wait_for_function("() => document.querySelector('#log-lines').clientWidth < 375")
+    assert not tab.overflows_sideways()
     tab.assert_clean(ADMIN)
 
 
