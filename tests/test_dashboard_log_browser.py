@@ -307,6 +307,27 @@ def test_screenshot_of_the_output(server, tab):
     tab.assert_clean(ADMIN)
 
 
+def test_log_events_of_one_line_each_are_shown_too(server, tab):
+    """Events stored before batches: {"stream", "line"}, numbered in order of arrival."""
+    store = server.store
+    task = store.create_task("Older task", "", "recipe")
+    store.mark_running(task.id)
+    for stream, line in [("stdout", "fetching"), ("stderr", "\x1b[33mretrying\x1b[0m"),
+                         ("stdout", "done")]:
+        store.append_event(task.id, "log", {"stream": stream, "line": line})
+    store.finish(task.id, "done", {})
+    tab.sign_in(ADMIN)
+    tab.signed_in()
+    tab.page.evaluate(f"location.hash = '#/tasks/{task.id}'")
+    wait_on_screen(tab, '[data-line="3"]')
+    rows = tab.page.eval_on_selector_all("#log-lines .log-row", """rows => rows.map((row) =>
+        [Number(row.dataset.line), row.classList.contains('stderr'),
+         row.querySelector('.log-text').textContent])""")
+    assert rows == [[1, False, "fetching"], [2, True, "retrying"], [3, False, "done"]]
+    assert tab.page.text_content('[data-line="2"] .ansi-fg-3') == "retrying"
+    tab.assert_clean(ADMIN)
+
+
 def test_more_lines_than_a_browser_makes_tall(server, tab):
     """600,000 rows of 20 px pass the view's 10,000,000 px spacer: offsets are scaled."""
     store = server.store

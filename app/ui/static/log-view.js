@@ -106,10 +106,11 @@ export class LogView {
       this.push(`… ${count(left)} lines (${formatBytes(data.bytes_left_out)}) left out …`,
         after, CUT);
       this.nextLine = after + left + 1;
-    } else if (Array.isArray(data.lines)) {
+    } else if (Array.isArray(data.lines) || typeof data.line === "string") {
+      const lines = data.lines ?? [data.line]; // {"line": ...}: an event stored before batches
       const stream = data.stream === "stderr" ? STDERR : STDOUT;
       let number = Number.isSafeInteger(data.first_line) ? data.first_line : this.nextLine;
-      for (const line of data.lines) {
+      for (const line of lines) {
         if (number >= this.nextLine) this.push(String(line), number, stream); // else: shown
         number += 1;
       }
