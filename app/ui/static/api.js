@@ -18,8 +18,9 @@ export class Api {
     this.onUnauthorized = () => {};
   }
 
-  async request(method, path, body) {
-    const headers = { Accept: "application/json" };
+  /** The server's answer to `method path`; an ApiError when it is not a success. */
+  async send(method, path, body, accept = "application/json") {
+    const headers = { Accept: accept };
     if (this.token) headers["X-Admin-Token"] = this.token;
     const init = { method, headers, cache: "no-store", credentials: "same-origin" };
     if (body !== undefined) {
@@ -32,20 +33,35 @@ export class Api {
     } catch {
       throw new ApiError(0, "Could not reach the server. Check the connection and try again.");
     }
-    let payload = null;
-    try {
-      payload = await response.json();
-    } catch {
-      payload = null; // a proxy's error page is not JSON
-    }
     if (!response.ok) {
+      let payload = null;
+      try {
+        payload = await response.json();
+      } catch {
+        payload = null; // a proxy's error page is not JSON
+      }
       const message = payload && typeof payload.error === "string"
         ? payload.error : `The server answered ${response.status} ${response.statusText}`.trim();
       const error = new ApiError(response.status, message, payload);
       if (response.status === 401 && this.token) this.onUnauthorized(error);
       throw error;
     }
-    return payload;
+    return response;
+  }
+
+  async request(method, path, body) {
+    const response = await this.send(method, path, body);
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
+  /** A GET's body as a Blob, e.g. a file to save. */
+  async blob(path, accept = "text/plain") {
+    const response = await this.send("GET", path, undefined, accept);
+    return response.blob();
   }
 
   get(path) {

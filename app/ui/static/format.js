@@ -84,11 +84,6 @@ export function describeEvent(event) {
       return `status: ${data.status ?? "?"}`;
     case "tick":
       return `tick ${data.n ?? ""}`.trim();
-    case "log":
-      if (typeof data.line === "string") {
-        return compact(data.stream ? `[${data.stream}] ${data.line}` : data.line);
-      }
-      return compact(data.message ?? data);
     case "failed":
     case "canceled":
       return `${event.kind}: ${compact(data.reason ?? data)}`;

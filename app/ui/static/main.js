@@ -1,5 +1,6 @@
 // The dashboard: sign-in, and the wiring of the list, the form and the task view.
-// The open task lives in the URL hash (#/tasks/12) so that a reload reopens it.
+// The open task lives in the URL hash (#/tasks/12) so that a reload reopens it; a link to one
+// line of its output adds the line (#/tasks/12/line/340).
 
 import { Api } from "./api.js";
 import { CreateForm } from "./create-form.js";
@@ -8,7 +9,7 @@ import { TaskList } from "./task-list.js";
 import { TaskView } from "./task-view.js";
 
 const TOKEN_KEY = "ops.adminToken"; // sessionStorage: this tab only, gone when it closes
-const TASK_ROUTE = /^#\/tasks\/(\d+)$/;
+const TASK_ROUTE = /^#\/tasks\/(\d+)(?:\/line\/(\d+))?$/;
 
 const $ = (id) => document.getElementById(id);
 const api = new Api(document.body.dataset.apiRoot || "/ops");
@@ -32,7 +33,7 @@ function route() {
   const match = TASK_ROUTE.exec(location.hash);
   const taskId = match ? Number(match[1]) : null;
   list.select(taskId);
-  if (taskId) view.open(taskId);
+  if (taskId) view.open(taskId, match[2] ? Number(match[2]) : null);
   else view.close();
 }
 

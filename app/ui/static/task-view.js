@@ -1,9 +1,10 @@
-// One task: its details, a cancel button and its live event log.
+// One task: its details, a cancel button, its live event log and its output (log-view.js).
 
 import {
   TERMINAL, badge, describeEvent, durationOf, el, formatClock, formatDuration, formatTime,
   showMessage,
 } from "./format.js";
+import { LogView } from "./log-view.js";
 import { TaskStream } from "./stream.js";
 
 // Fields shown in this order; any other field of the task (a recipe, its params) follows.
@@ -12,6 +13,7 @@ const KNOWN_FIELDS = new Set([
   "cancel_requested",
 ]);
 const LIFECYCLE = new Set(["status", ...TERMINAL]);
+const OUTPUT = new Set(["log", "log_cut"]); // shown by the output view, not as events
 const FOLLOW_SLACK_PX = 8;
 const STREAM_STATES = {
   connecting: "Connecting…",
@@ -35,6 +37,7 @@ export class TaskView {
     this.error = root.querySelector("#task-error");
     this.log = root.querySelector("#event-log");
     this.jump = root.querySelector("#jump-latest");
+    this.output = new LogView(api, root);
     this.taskId = null;
     this.task = null;
     this.stream = null;
@@ -49,10 +52,16 @@ export class TaskView {
     this.jump.addEventListener("click", () => this.scrollToEnd());
   }
 
-  async open(taskId) {
-    if (taskId === this.taskId) return;
+  /** Show task `taskId`, and line `line` of its output when given (once it has arrived). */
+  async open(taskId, line = null) {
+    if (taskId === this.taskId) {
+      this.output.reveal(line);
+      return;
+    }
     this.close();
     this.taskId = taskId;
+    this.output.reset(taskId);
+    this.output.reveal(line);
     this.view.hidden = false;
     this.placeholder.hidden = true;
     this.heading.textContent = `Task #${taskId}`;
@@ -86,6 +95,7 @@ export class TaskView {
     this.taskId = null;
     this.task = null;
     this.log.replaceChildren();
+    this.output.reset(null);
     this.details.replaceChildren();
     this.streamState.textContent = "";
     showMessage(this.error, "");
@@ -135,6 +145,11 @@ export class TaskView {
   }
 
   append(event) {
+    if (OUTPUT.has(event.kind)) {
+      this.output.append(event);
+      return;
+    }
+    if (TERMINAL.has(event.kind)) this.output.ended();
     const follow = this.following;
     this.log.append(el("li", {
       class: `kind-${event.kind}`, "data-event-id": event.id, "data-kind": event.kind,
