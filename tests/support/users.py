@@ -70,25 +70,51 @@ def processes_of(uid: int) -> list[int]:
 def interpreter_for(user: pwd.struct_passwd) -> tuple[str, dict[str, str]]:
     """A Python the user can run with gunicorn, gevent and Flask importable, and the
     environment it needs: this one, else the system's Python of the same version with this
-    one's packages (a pyenv or virtualenv under /root is out of other users' reach)."""
+    one's packages (a pyenv or virtualenv under /root is out of other users' reach), else the
+    same with a copy of those packages the user can read."""
     import pytest
 
     this = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    packages = {"PYTHONPATH": os.pathsep.join(site.getsitepackages())}
-    for python, env in ((sys.executable, {}), (shutil.which(this, path="/usr/bin"), packages)):
-        try:
-            works = python and subprocess.run(
-                [python, "-c", "import gunicorn, gevent, flask, requests"], env=env,
-                user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
-                capture_output=True).returncode == 0
-        except PermissionError:
-            works = False
-        if works:
+    system = shutil.which(this, path="/usr/bin")
+    candidates = [(sys.executable, {}), (system, {"PYTHONPATH": os.pathsep.join(
+        site.getsitepackages())})]
+    for python, env in candidates + [(system, lambda: {"PYTHONPATH": _readable_packages()})]:
+        env = env() if callable(env) else env
+        if python and _can_serve(python, env, user):
             return python, env
     message = f"no Python that {user.pw_name} can run has this project's packages"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _can_serve(python: str, env: dict[str, str], user: pwd.struct_passwd) -> bool:
+    try:
+        return subprocess.run(
+            [python, "-c", "import gunicorn, gevent, flask, requests"], env=env,
+            user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
+            capture_output=True).returncode == 0
+    except PermissionError:
+        return False
+
+
+_packages_copy: tempfile.TemporaryDirectory | None = None
+# Test tools the served code never imports: left out of the copy (most of its size).
+_NOT_SERVED = ("playwright*", "pip", "pip-*", "schemathesis*", "jsonschema_rs*", "hypothesis*",
+               "ruff*", "psycopg*", "pygments", "__editable__*")
+
+
+def _readable_packages() -> str:
+    """This interpreter's packages copied where every user can read them (once a session)."""
+    global _packages_copy
+    if _packages_copy is None:
+        _packages_copy = tempfile.TemporaryDirectory(prefix="ops-packages-")
+        target = Path(_packages_copy.name) / "site-packages"
+        shutil.copytree(site.getsitepackages()[0], target,
+                        ignore=shutil.ignore_patterns(*_NOT_SERVED), symlinks=True)
+        for path in [Path(_packages_copy.name), *Path(_packages_copy.name).rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    return str(Path(_packages_copy.name) / "site-packages")
 
 
 def readable_copy() -> tempfile.TemporaryDirectory:
