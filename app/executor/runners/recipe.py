@@ -1,8 +1,8 @@
 """The recipe runner: runs an admin-declared command and streams its output as ``log`` events.
 
 The task's ``extra`` names the recipe and its parameters (checked again here). The command
-runs in its own process group with a minimal environment; each output line is a ``log``
-event (:mod:`.output`). It ends:
+runs in its own process group with a minimal environment; its output lines go out in
+batched ``log`` events (:mod:`.output`). It ends:
 
 - ``done`` with ``{"exit_code": 0}`` when the command succeeds;
 - ``failed`` with ``"exit code N"`` (or ``"killed by SIGSEGV"``) when it does not;
@@ -63,7 +63,7 @@ class RecipeRunner:
         except RecipeError as error:  # the recipe file changed since the task was created
             raise TaskFailed(f"cannot run: {error}") from None
         grace = recipe.kill_grace or self.kill_grace
-        output = OutputLog(ctx.emit, self.limits, self._clock)
+        output = OutputLog(ctx.emit_many, self.limits, self._clock)
         ctx.checkpoint()
         try:
             child = Child(argv, cwd=recipe.cwd, env=child_environment(recipe.env),
