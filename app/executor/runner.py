@@ -2,9 +2,10 @@
 
 A runner is an object with a ``name`` and a ``run(task, ctx)`` method. ``run`` does the work,
 reporting progress with ``ctx.emit(kind, data)`` (``ctx.emit_many`` for several at once), and
-calls ``ctx.checkpoint()`` (or ``ctx.sleep()``, which is one) often enough to notice a cancel, a timeout or a shutdown. It
-ends the task by returning: return the ``done`` event's data (a dict, or None for ``{}``);
-raise :class:`TaskFailed` for ``failed``; let :class:`TaskStopped` from a checkpoint propagate.
+calls ``ctx.checkpoint()`` (or ``ctx.sleep()``, which is one) often enough to notice a cancel,
+a timeout or a shutdown. It ends the task by returning: return the ``done`` event's data (a
+dict, or None for ``{}``); raise :class:`TaskFailed` for ``failed``; let :class:`TaskStopped`
+from a checkpoint propagate.
 The executor writes the one terminal event; a runner never calls ``store.finish`` itself.
 A runner that blocks on something other than a checkpoint (a child process, an HTTP stream)
 watches ``ctx.stopping`` (a ``threading.Event``) and aborts that work when it is set.

@@ -10,13 +10,13 @@ from .parsing import TaskIdConverter
 
 def init_app(app: Flask, settings, metrics) -> None:
     """Register every blueprint and request hook on ``app``."""
-    from . import (errors, health, openapi, recipes, request_log, security, stream, task_log,
-                   tasks, ui)
+    from . import errors, health, openapi, recipes, request_log, security, stream, tasks, ui
     from . import metrics as metrics_view
     from .proxy import TrustedProxyFix
+    from .task_log import bp as task_log_bp
 
     app.url_map.converters["task_id"] = TaskIdConverter
-    for blueprint in (tasks.bp, task_log.bp, stream.bp, health.bp, recipes.bp, openapi.bp,
+    for blueprint in (tasks.bp, task_log_bp, stream.bp, health.bp, recipes.bp, openapi.bp,
                       ui.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)

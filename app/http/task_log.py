@@ -29,7 +29,8 @@ def task_log(task_id: int):
     since_line = int_arg("since_line", 1, low=1, high=2**63 - 1)
     store = services().store
     task = store.get_task(task_id)  # 404 before anything is sent
-    first = store.events_after(task_id, 0, PAGE_EVENTS)  # a failing store answers 503, not half a body
+    # Read before answering: a failing store gets a 503, not half a body.
+    first = store.events_after(task_id, 0, PAGE_EVENTS)
     body = _guarded(log_text(event_pages(store, task_id, first), stream, since_line), task_id)
     return Response(body, mimetype="text/plain",
                     headers={"Cache-Control": "no-cache", "X-Task-Status": task.status.value})
