@@ -230,8 +230,9 @@ def _events(lines: list[_Line]) -> list[tuple[str, dict[str, Any]]]:
     current: dict[str, Any] | None = None
     for line in lines:
         if current is None or current["stream"] != line.stream:
-            current = {"stream": line.stream, "first_line": line.number, "lines": []}
-            events.append(("log", current))
+            events.append(("log", {"stream": line.stream, "first_line": line.number,
+                                   "lines": []}))
+            current = events[-1][1]
         if line.cut:
             current.setdefault("cut", []).append(len(current["lines"]))
         current["lines"].append(line.text)
