@@ -218,6 +218,25 @@ def test_past_the_cap_the_head_and_the_tail_are_kept(make_tasks):
                           f"{head + cut['lines_left_out']:,} …]")
 
 
+def test_a_slow_store_slows_the_command_and_loses_nothing(tasks, monkeypatch):
+    store = tasks.admin.client.application.extensions["services"].store
+    writes = []
+    append_events = store.append_events
+
+    def slow(task_id, events):
+        writes.append(len(events))
+        time.sleep(0.2)  # far slower than the command: the pipe fills, the command waits
+        return append_events(task_id, events)
+
+    monkeypatch.setattr(store, "append_events", slow)
+    task_id = tasks.create(recipe="flood", params={"count": "20000"})
+    task = tasks.wait_finished(task_id, timeout=60)
+    assert task["status"] == "done"
+    assert "output_cut" not in tasks.terminal(task_id)["data"]  # drained past the grace
+    assert tasks.lines(task_id) == [f"line {n}" for n in range(20000)]
+    assert len(writes) <= 40  # full batches, not a write per read
+
+
 def test_the_command_gets_a_clean_environment(tasks, monkeypatch):
     secrets = {"SETTINGS_ADMIN_TOKEN": "admin-secret-1", "OPS_STREAM_SECRET": "stream-secret-2",
                "SUPABASE_SERVICE_ROLE_KEY": "supabase-secret-3",

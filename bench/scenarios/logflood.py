@@ -49,7 +49,7 @@ class Scale:
 
 
 FULL = Scale(lines=(100_000, 1_000_000), baseline_lines=100_000)
-QUICK = Scale(lines=(100_000,), baseline_lines=10_000)
+QUICK = Scale(lines=(100_000,), baseline_lines=5_000)
 
 
 class Server(Gunicorn):

@@ -75,6 +75,7 @@ class OutputLog:
         self._clock = clock
         self._partial = {stream: bytearray() for stream in STREAMS}
         self._overflow = dict.fromkeys(STREAMS, 0)  # bytes past the line limit, not kept
+        self.fed = 0  # bytes taken in, lines finished or not
         self.lines = 0
         self.bytes = 0
         self.lines_cut = 0
@@ -91,6 +92,7 @@ class OutputLog:
 
     def feed(self, stream: str, data: bytes) -> None:
         """Take a chunk of ``stream``'s output; batch the lines it completes."""
+        self.fed += len(data)
         start = 0
         while (end := data.find(b"\n", start)) >= 0:
             self._keep(stream, data, start, end)

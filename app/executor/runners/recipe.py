@@ -31,6 +31,8 @@ from .process import Child, stop_group
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Two pipes at the largest size an unprivileged process can give one (pipe-max-size).
+DRAIN_BYTES = 2 * 1024 * 1024
 
 
 def child_environment(additions: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
@@ -98,7 +100,7 @@ class RecipeRunner:
             outcome["stopped_with"] = stop_group(child, output, grace)
         elif child.group_alive():
             outcome["stopped_leftovers"] = stop_group(child, output, grace)
-        if not child.pump(output, lambda: not child.pipes_open, grace):
+        if not _drain(child, output, grace):
             # Something that left the group (setsid) still holds a pipe: stop listening.
             outcome["output_cut"] = True
         code = child.process.wait()
@@ -113,6 +115,19 @@ class RecipeRunner:
         if code < 0:
             raise TaskFailed(f"killed by {_signal_name(-code)}", **outcome)
         raise TaskFailed(f"exit code {code}", **outcome)
+
+
+def _drain(child: Child, output: OutputLog, grace: float) -> bool:
+    """Read what the pipes still hold until they close (True). Give up (False) after ``grace``
+    without a byte, or once more than the pipes can hold came after the exit: a slow store
+    may take longer than ``grace`` to take it all, a process that left the group may not end."""
+    start = output.fed
+    while True:
+        before = output.fed
+        if child.pump(output, lambda: not child.pipes_open, grace):
+            return True
+        if output.fed == before or output.fed - start > DRAIN_BYTES:
+            return False
 
 
 def _stop_with(ctx: RunContext, data: dict[str, Any]) -> None:
