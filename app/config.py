@@ -232,6 +232,15 @@ def read_env(cls: type, environ: Mapping[str, str] | None = None,
     return values
 
 
+# Variables that are gone, and what replaced them: still set, they stop the start.
+REMOVED = {
+    "OPS_RECIPE_LOG_LINES_PER_SECOND": "no output line is dropped for its rate any more; "
+                                       "unset it (OPS_LOG_MAX_BYTES caps a task's output)",
+    "OPS_RECIPE_MAX_LOG_LINES": "a task's output is capped in bytes: unset it and set "
+                                "OPS_LOG_MAX_BYTES instead",
+}
+
+
 # -- the app's settings ------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -311,11 +320,9 @@ class Settings:
                                        help="seconds between SIGTERM and SIGKILL")
     recipe_max_line_bytes: int = setting("OPS_RECIPE_MAX_LINE_BYTES", 4096, low=80,
                                          high=1024 * 1024, help="longest output line sent whole")
-    recipe_log_lines_per_second: float = setting(
-        "OPS_RECIPE_LOG_LINES_PER_SECOND", 200.0, low=1, high=100_000,
-        help="output lines per second a task may log")
-    recipe_max_log_lines: int = setting("OPS_RECIPE_MAX_LOG_LINES", 10_000, low=1,
-                                        high=10_000_000, help="output lines per task at most")
+    log_max_bytes: int = setting("OPS_LOG_MAX_BYTES", 64 * 1024 * 1024, low=64 * 1024,
+                                 high=64 * 1024**3, shown="67108864 (64 MiB)",
+                                 help="output kept per task: the first 75% and the last 25%")
     llm_base_url: str | None = setting("OPS_LLM_BASE_URL", None, read=_http_url,
                                        help="OpenAI-compatible API base")
     llm_api_key: str | None = setting("OPS_LLM_API_KEY", None, repr=False,
@@ -355,6 +362,10 @@ class Settings:
         """Build settings from ``environ`` (default ``os.environ``), or raise ConfigError.
 
         ``is_root`` says whether the service runs as root (tests replace it)."""
+        env = os.environ if environ is None else environ
+        for name, replacement in REMOVED.items():
+            if name in env:
+                raise ConfigError(f"{name} is no longer read: {replacement}")
         values = read_env(cls, environ)
         # What one variable alone cannot say.
         if len(values["admin_token"]) < MIN_ADMIN_TOKEN_LENGTH and not values["dev_mode"]:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from . import report as reporting
 from .procs import load_average, raise_fd_limit, say
-from .scenarios import creation, latency, listing, streams, supabase
+from .scenarios import creation, latency, listing, logflood, streams, supabase
 from .stats import median_of_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("latency", "streams", "creation", "listing", "supabase")
+SCENARIOS = ("latency", "streams", "creation", "listing", "supabase", "logflood")
 # What each scenario starts besides Python: the peer runs on redis-server, wrk loads creation.
 PROGRAMS = {"latency": ("redis-server",), "streams": ("redis-server",), "creation": ("wrk",),
-            "listing": (), "supabase": ()}
+            "listing": (), "supabase": (), "logflood": ()}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -152,6 +152,20 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
             report.not_measured["Supabase path"] = reason
         report.runs["supabase"] = [rounded(results) for results in rounds]
         report.rows += supabase.rows(median_of_runs(rounds), scale)
+    if "logflood" in chosen:
+        scale = logflood.QUICK if args.quick else logflood.FULL
+        report.settings["Log flood"] = logflood.describe(scale)
+        rounds, reason = [], logflood.missing()
+        if reason is None:
+            try:
+                rounds = logflood.run(scale, logdir, runs)
+            except Exception as error:
+                say(f"logflood failed: {error}")
+                reason = f"the run failed: {str(error)[:500]}"
+        if reason is not None:
+            report.not_measured["Log flood"] = reason
+        report.runs["logflood"] = [rounded(results) for results in rounds]
+        report.rows += logflood.rows(median_of_runs(rounds), scale)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,14 +178,13 @@ def test_the_page_listens_for_every_event_kind_the_runners_write():
     root = Path(__file__).resolve().parent.parent
     code = "".join(p.read_text() for p in (root / "app" / "executor").rglob("*.py"))
     written = set(re.findall(r"""(?:ctx\.emit|self\._emit)\(\s*["']([a-z_]+)["']""", code))
+    # Events sent together (ctx.emit_many): ("kind", {...}) tuples in a list or an append.
+    written |= set(re.findall(r"""[\[(]\(\s*["']([a-z_]+)["'],\s*\{""", code))
     written |= {"created", "status", *TERMINAL_KINDS}  # the store and executor's
     static = root / "app" / "ui" / "static"
     listed, literal = _js_list(static / "stream.js", "EVENT_KINDS", "];")
     if "...TERMINAL" in literal:
         listed |= _js_list(static / "format.js", "TERMINAL", ";")[0]
-    assert {"tick", "log", "text"} <= written
-    # A runner's cut output is one log_cut event; the older log_skipped and log_limit are
-    # gone from the page, even while a runner not yet moved to log_cut still writes them.
-    retired = {"log_skipped", "log_limit"}
-    assert "log_cut" in listed and not retired & listed
-    assert written - retired <= listed, written - retired - listed
+    assert {"tick", "log", "log_held", "log_cut", "text"} <= written
+    assert written <= listed, written - listed
+    assert not {"log_skipped", "log_limit"} & (written | listed)  # retired kinds

@@ -26,9 +26,8 @@ SECRETS = {"SETTINGS_ADMIN_TOKEN": "admin-7c1f3a9e5b2d4068ae13",
            "OPS_STREAM_SECRET": "stream-2b9e8d1c7a6f4e35b0c4",
            "OPS_METRICS_TOKEN": "metrics-5d3a0f2e9c8b4a17d6e2",
            "OPS_LLM_API_KEY": "sk-llm-8e6c4b2a0f9d4c53a1b7"}
-# What the snoop recipe prints can be long: let all of it through.
-LOUD = {"OPS_RECIPE_MAX_LOG_LINES": "1000000", "OPS_RECIPE_LOG_LINES_PER_SECOND": "100000",
-        "OPS_RECIPE_MAX_LINE_BYTES": "1048576"}
+# What the snoop recipe prints can be long: let whole lines through.
+LOUD = {"OPS_RECIPE_MAX_LINE_BYTES": "1048576"}
 
 
 def secret_env(recipes: Path) -> dict[str, str]:

@@ -70,7 +70,8 @@ def test_each_line_is_a_log_event_in_order(tasks):
         "recipe", "lines", {"count": "50", "code": "0"})
     assert tasks.lines(task_id, "stdout") == [f"out {n}" for n in range(50)]
     assert tasks.lines(task_id, "stderr") == [f"err {n}" for n in range(50)]
-    assert tasks.terminal(task_id)["data"] == {"exit_code": 0, "log": {"lines": 100}}
+    assert tasks.terminal(task_id)["data"] == {"exit_code": 0, "log": {
+        "lines": 100, "bytes": sum(len(f"out {n}\n") * 2 for n in range(50))}}
 
 
 def test_a_failing_command_fails_the_task_with_its_exit_code(tasks):
@@ -166,37 +167,74 @@ def test_long_lines_are_cut_with_a_marker(tasks):
     task_id = tasks.create(recipe="longline", params={"size": "100000"})
     assert tasks.wait_finished(task_id)["status"] == "done"
     logs = [e["data"] for e in tasks.events(task_id) if e["kind"] == "log"]
-    assert [d["line"] for d in logs[1:]] == ["short", "no newline at the end"]
-    assert logs[0]["truncated"] is True
-    assert logs[0]["line"] == "x" * 4096 + " [… line cut at 4096 bytes]"
+    assert tasks.lines(task_id) == ["x" * 4096 + " … [cut: 95,904 bytes]", "short",
+                                    "no newline at the end"]
+    assert logs[0]["cut"] == [0]
+    assert tasks.terminal(task_id)["data"]["log"]["lines_cut"] == 1
 
 
-def count_skipped(events, reason_part):
-    skipped = [e["data"] for e in events if e["kind"] == "log_skipped"]
-    assert skipped and all(reason_part in d["reason"] for d in skipped)
-    return sum(d["lines"] for d in skipped)
+def numbered(count: int) -> list[str]:
+    """What the ``numbered`` recipe prints."""
+    return [f"{n:07d} {'.' * 51}" for n in range(1, count + 1)] + ["error: the final line"]
 
 
-def test_a_flood_past_the_line_cap_is_counted_and_said(make_tasks):
-    tasks = make_tasks(recipe_max_log_lines=800, recipe_log_lines_per_second=100_000)
-    task_id = tasks.create(recipe="flood", params={"count": "5000"})
+def test_a_flood_keeps_every_line_in_few_events(tasks):
+    task_id = tasks.create(recipe="numbered", params={"count": "100000"})
+    assert tasks.wait_finished(task_id, timeout=60)["status"] == "done"
+    events = tasks.events(task_id)
+    assert tasks.lines(task_id) == numbered(100_000)  # numbers checked consecutive too
+    logs = [e["data"] for e in events if e["kind"] == "log"]
+    assert logs[-1]["lines"][-1] == "error: the final line"
+    assert len(logs) <= 200 and all(len(d["lines"]) <= 1000 for d in logs)
+    assert not {"log_cut", "log_held"} & {e["kind"] for e in events}
+    assert tasks.terminal(task_id)["data"]["log"] == {"lines": 100_001,
+                                                     "bytes": 100_000 * 60 + 22}
+    text = tasks.admin.get(f"/ops/tasks/{task_id}/log")
+    assert text.status_code == 200 and text.mimetype == "text/plain"
+    assert text.get_data(as_text=True) == "\n".join(numbered(100_000)) + "\n"
+
+
+def test_past_the_cap_the_head_and_the_tail_are_kept(make_tasks):
+    tasks = make_tasks(log_max_bytes=64 * 1024)  # a head of 48 KiB, a tail of 16 KiB
+    task_id = tasks.create(recipe="numbered", params={"count": "5000"})
     assert tasks.wait_finished(task_id)["status"] == "done"
     events = tasks.events(task_id)
-    assert tasks.lines(task_id) == [f"line {n}" for n in range(800)]
-    assert [e["data"]["max_lines"] for e in events if e["kind"] == "log_limit"] == [800]
-    assert count_skipped(events, "limit of 800 log lines") == 4200
-    assert events[-1]["data"]["log"] == {"lines": 800, "skipped_lines": 4200,
-                                         "skipped_bytes": sum(len(f"line {n}\n")
-                                                              for n in range(800, 5000))}
+    (cut,) = [e["data"] for e in events if e["kind"] == "log_cut"]
+    head, tail = 49152 // 60, 16384 // 60  # lines of 60 bytes in each
+    assert (cut["after_line"], cut["lines_left_out"]) == (head, 5001 - head - tail)
+    assert cut["bytes_left_out"] == (5000 - head - tail + 1) * 60
+    lines = tasks.lines(task_id)  # the numbers jump by exactly lines_left_out
+    expected = numbered(5000)
+    assert lines == expected[:head] + expected[-tail:]
+    assert lines[-1] == "error: the final line"
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("log_held") < kinds.index("log_cut") < len(kinds) - 2
+    summary = events[-1]["data"]["log"]
+    assert (summary["lines"], summary["lines_left_out"]) == (5001, cut["lines_left_out"])
+    text = tasks.admin.get(f"/ops/tasks/{task_id}/log").get_data(as_text=True).splitlines()
+    assert text[:head] == expected[:head] and text[head + 1:] == expected[-tail:]
+    assert text[head] == (f"[… {cut['lines_left_out']:,} lines ({cut['bytes_left_out']:,} "
+                          f"bytes) left out: lines {head + 1:,} to "
+                          f"{head + cut['lines_left_out']:,} …]")
 
 
-def test_a_flood_past_the_rate_is_counted_and_said(make_tasks):
-    tasks = make_tasks(recipe_log_lines_per_second=100)
-    task_id = tasks.create(recipe="flood", params={"count": "5000"})
-    assert tasks.wait_finished(task_id)["status"] == "done"
-    shown = len(tasks.lines(task_id))
-    assert 500 <= shown < 1000  # the burst, and what the bucket refilled meanwhile
-    assert shown + count_skipped(tasks.events(task_id), "100 lines a second") == 5000
+def test_a_slow_store_slows_the_command_and_loses_nothing(tasks, monkeypatch):
+    store = tasks.admin.client.application.extensions["services"].store
+    writes = []
+    append_events = store.append_events
+
+    def slow(task_id, events):
+        writes.append(len(events))
+        time.sleep(0.2)  # far slower than the command: the pipe fills, the command waits
+        return append_events(task_id, events)
+
+    monkeypatch.setattr(store, "append_events", slow)
+    task_id = tasks.create(recipe="flood", params={"count": "20000"})
+    task = tasks.wait_finished(task_id, timeout=60)
+    assert task["status"] == "done"
+    assert "output_cut" not in tasks.terminal(task_id)["data"]  # drained past the grace
+    assert tasks.lines(task_id) == [f"line {n}" for n in range(20000)]
+    assert len(writes) <= 40  # full batches, not a write per read
 
 
 def test_the_command_gets_a_clean_environment(tasks, monkeypatch):

@@ -127,7 +127,15 @@ def test_llm_settings_are_read_and_the_key_kept_out_of_repr():
      "OPS_LLM_BASE_URL must be an http(s) URL"),
     ({"OPS_RECIPES": "/nonexistent/recipes.toml"}, "OPS_RECIPES: cannot read"),
     ({"OPS_RECIPE_KILL_GRACE_SECONDS": "0"}, "OPS_RECIPE_KILL_GRACE_SECONDS must be between"),
-    ({"OPS_RECIPE_MAX_LOG_LINES": "many"}, "OPS_RECIPE_MAX_LOG_LINES must be an integer"),
+    ({"OPS_LOG_MAX_BYTES": "many"}, "OPS_LOG_MAX_BYTES must be an integer"),
+    ({"OPS_LOG_MAX_BYTES": "1000"}, "OPS_LOG_MAX_BYTES must be between 65536"),
+    # Removed: the start names what replaced them.
+    ({"OPS_RECIPE_MAX_LOG_LINES": "10000"},
+     "OPS_RECIPE_MAX_LOG_LINES is no longer read: a task's output is capped in bytes: unset "
+     "it and set OPS_LOG_MAX_BYTES instead"),
+    ({"OPS_RECIPE_LOG_LINES_PER_SECOND": "200"},
+     "OPS_RECIPE_LOG_LINES_PER_SECOND is no longer read: no output line is dropped for its "
+     "rate any more; unset it (OPS_LOG_MAX_BYTES caps a task's output)"),
 ])
 def test_wrong_runner_settings_stop_the_start(env, message):
     with pytest.raises(ConfigError) as error:

@@ -19,8 +19,9 @@ EXTRAS = {
     ObservedStore: set(),
 }
 # What the contract implements itself: a backend inherits it (the wrapper overrides the two
-# properties to answer for the store it wraps).
-PROVIDED = {"backend_name", "cancel_poll_seconds", "on_task_ended"}
+# properties to answer for the store it wraps; append_events appends one event at a time
+# where a backend has nothing better).
+PROVIDED = {"backend_name", "cancel_poll_seconds", "on_task_ended", "append_events"}
 
 
 def public(cls) -> dict[str, object]:

@@ -228,6 +228,11 @@ def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> s
 
 
 def _echo_event(event: dict) -> None:
+    if event["kind"] == "log":  # the command's output as it printed it
+        data = event.get("data", {})
+        for line in data.get("lines", ()):
+            click.echo(line, err=data.get("stream") == "stderr")
+        return
     data = json.dumps(event.get("data", {}), ensure_ascii=False)
     click.echo(f"{event['created_at']}  {event['id']:>6}  {event['kind']:<8}  {data}")
 

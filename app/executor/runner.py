@@ -1,10 +1,11 @@
 """The runner contract: what a runner gets, what it may do, and how it ends a task.
 
 A runner is an object with a ``name`` and a ``run(task, ctx)`` method. ``run`` does the work,
-reporting progress with ``ctx.emit(kind, data)``, and calls ``ctx.checkpoint()`` (or
-``ctx.sleep()``, which is one) often enough to notice a cancel, a timeout or a shutdown. It
-ends the task by returning: return the ``done`` event's data (a dict, or None for ``{}``);
-raise :class:`TaskFailed` for ``failed``; let :class:`TaskStopped` from a checkpoint propagate.
+reporting progress with ``ctx.emit(kind, data)`` (``ctx.emit_many`` for several at once), and
+calls ``ctx.checkpoint()`` (or ``ctx.sleep()``, which is one) often enough to notice a cancel,
+a timeout or a shutdown. It ends the task by returning: return the ``done`` event's data (a
+dict, or None for ``{}``); raise :class:`TaskFailed` for ``failed``; let :class:`TaskStopped`
+from a checkpoint propagate.
 The executor writes the one terminal event; a runner never calls ``store.finish`` itself.
 A runner that blocks on something other than a checkpoint (a child process, an HTTP stream)
 watches ``ctx.stopping`` (a ``threading.Event``) and aborts that work when it is set.
@@ -60,6 +61,10 @@ class RunContext:
     def emit(self, kind: str, data: dict[str, Any] | None = None) -> Event:
         """Append a progress event to the task's log."""
         return self._store.append_event(self.task.id, kind, data or {})
+
+    def emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[Event]:
+        """Append several progress events at once, in order (one write where the store can)."""
+        return self._store.append_events(self.task.id, events)
 
     def stop(self, status: TaskStatus, reason: str) -> None:
         """Ask the runner to stop (called by the executor); the first reason given wins."""

@@ -45,8 +45,7 @@ def build_runners(settings) -> dict[str, Runner]:
             settings.recipes, kill_grace=settings.recipe_kill_grace,
             user=settings.recipe_user, records=group_records.installed(),
             limits=LogLimits(max_line_bytes=settings.recipe_max_line_bytes,
-                             lines_per_second=settings.recipe_log_lines_per_second,
-                             max_lines=settings.recipe_max_log_lines))
+                             max_bytes=settings.log_max_bytes))
     if settings.uses_llm:
         runners["llm"] = LLMRunner(
             settings.llm_base_url, settings.llm_model, settings.llm_api_key,

@@ -13,9 +13,11 @@ def init_app(app: Flask, settings, metrics) -> None:
     from . import errors, health, openapi, recipes, request_log, security, stream, tasks, ui
     from . import metrics as metrics_view
     from .proxy import TrustedProxyFix
+    from .task_log import bp as task_log_bp
 
     app.url_map.converters["task_id"] = TaskIdConverter
-    for blueprint in (tasks.bp, stream.bp, health.bp, recipes.bp, openapi.bp, ui.bp):
+    for blueprint in (tasks.bp, task_log_bp, stream.bp, health.bp, recipes.bp, openapi.bp,
+                      ui.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     security.init_app(app, settings.cors_origins)

@@ -223,6 +223,13 @@ class TaskStore:
         returns such an event with id 0; its place in the log is kept."""
         raise NotImplementedError
 
+    def append_events(self, task_id: int, events: list[tuple[str, dict[str, Any]]]
+                      ) -> list[Event]:
+        """Append non-terminal ``(kind, data)`` events in order; return them.
+
+        A backend that can write them in one request (Supabase) does; this one appends each."""
+        return [self.append_event(task_id, kind, data) for kind, data in events]
+
     def finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> Event:
         """End the task: set the terminal ``status`` and append its terminal event.
 

@@ -113,6 +113,12 @@ class ObservedStore(TaskStore):
         self._metrics.events_written.inc()
         return event
 
+    def append_events(self, task_id: int, events: list[tuple[str, dict[str, Any]]]
+                      ) -> list[Event]:
+        stored = self._call("append_events", task_id, events)
+        self._metrics.events_written.inc(len(stored))
+        return stored
+
     def finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> Event:
         try:
             event = self._call("finish", task_id, status, data)

@@ -126,6 +126,13 @@ def main(mode, *args):
     elif mode == "flood":
         sys.stdout.write("".join(f"line {n}\n" for n in range(int(args[0]))))
         sys.stdout.flush()
+    elif mode == "numbered":  # COUNT numbered lines of 60 bytes, then a last one
+        count = int(args[0])
+        for start in range(0, count, 1000):
+            sys.stdout.write("".join(f"{n:07d} {'.' * 51}\n"
+                                     for n in range(start + 1, min(start + 1001, count + 1))))
+            sys.stdout.flush()
+        say("error: the final line")
     elif mode == "longline":
         say("x" * int(args[0]))
         say("short")

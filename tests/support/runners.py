@@ -43,8 +43,7 @@ class Tasks:
         return event
 
     def lines(self, task_id: int, stream: str | None = None) -> list[str]:
-        return [e["data"]["line"] for e in self.events(task_id)
-                if e["kind"] == "log" and stream in (None, e["data"]["stream"])]
+        return log_lines(self.events(task_id), stream)
 
     def wait_lines(self, task_id: int, count: int, timeout: float = 20) -> list[str]:
         return wait_until(lambda: len(lines := self.lines(task_id)) >= count and lines,
@@ -55,6 +54,23 @@ def recipe_user_env() -> dict[str, str]:
     """What a live server with recipes needs outside dev mode: run as root (as tests and CI
     do), it must name an unprivileged user for its recipes."""
     return {"OPS_RECIPE_USER": "nobody"} if os.geteuid() == 0 else {}
+
+
+def log_lines(events: list[dict], stream: str | None = None) -> list[str]:
+    """The lines of ``log`` events (of one stream if given), checking that their numbers
+    follow each other with no gap but the ones ``log_cut`` events account for."""
+    lines, expected = [], 1
+    for event in events:
+        if event["kind"] == "log_cut":
+            expected += event["data"]["lines_left_out"]
+        if event["kind"] != "log":
+            continue
+        data = event["data"]
+        assert data["first_line"] == expected, (data["first_line"], expected)
+        expected += len(data["lines"])
+        if stream in (None, data["stream"]):
+            lines += data["lines"]
+    return lines
 
 
 def pids_in(lines: list[str]) -> list[int]:

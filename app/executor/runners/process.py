@@ -112,7 +112,7 @@ class Child:
             else:
                 time.sleep(POLL_SECONDS)
             return
-        for key, _ in self._selector.select(POLL_SECONDS):
+        for key, _ in self._selector.select(min(POLL_SECONDS, output.due_in())):
             try:
                 data = os.read(key.fd, READ_BYTES)
             except BlockingIOError:
@@ -121,6 +121,7 @@ class Child:
                 output.feed(key.data, data)
             else:
                 self._drop(key, output)
+        output.tick()  # a batch whose time is up goes out even when nothing more comes
         time.sleep(0)  # gevent: let other greenlets run (a plain thread just yields the GIL)
 
     def _drop(self, key: selectors.SelectorKey, output: OutputLog) -> None:

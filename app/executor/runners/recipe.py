@@ -2,7 +2,7 @@
 
 The task's ``extra`` names the recipe and its parameters (checked again here). The command
 runs in its own process group with a minimal environment, as the recipe user when the
-service runs as root; each output line is a ``log`` event (:mod:`.output`). It ends:
+service runs as root; its output lines go out in batched ``log`` events (:mod:`.output`). It ends:
 
 - ``done`` with ``{"exit_code": 0}`` when the command succeeds;
 - ``failed`` with ``"exit code N"`` (or ``"killed by SIGSEGV"``) when it does not;
@@ -33,6 +33,8 @@ from .process import Child, stop_group
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Two pipes at the largest size an unprivileged process can give one (pipe-max-size).
+DRAIN_BYTES = 2 * 1024 * 1024
 
 
 def child_environment(additions: tuple[tuple[str, str], ...] = (),
@@ -71,7 +73,7 @@ class RecipeRunner:
         except RecipeError as error:  # the recipe file changed since the task was created
             raise TaskFailed(f"cannot run: {error}") from None
         grace = recipe.kill_grace or self.kill_grace
-        output = OutputLog(ctx.emit, self.limits, self._clock)
+        output = OutputLog(ctx.emit_many, self.limits, self._clock)
         ctx.checkpoint()
         try:
             child = Child(argv, cwd=recipe.cwd, env=child_environment(recipe.env, self.user),
@@ -106,7 +108,7 @@ class RecipeRunner:
             outcome["stopped_with"] = stop_group(child, output, grace)
         elif child.group_alive():
             outcome["stopped_leftovers"] = stop_group(child, output, grace)
-        if not child.pump(output, lambda: not child.pipes_open, grace):
+        if not _drain(child, output, grace):
             # Something that left the group (setsid) still holds a pipe: stop listening.
             outcome["output_cut"] = True
         code = child.process.wait()
@@ -121,6 +123,19 @@ class RecipeRunner:
         if code < 0:
             raise TaskFailed(f"killed by {_signal_name(-code)}", **outcome)
         raise TaskFailed(f"exit code {code}", **outcome)
+
+
+def _drain(child: Child, output: OutputLog, grace: float) -> bool:
+    """Read what the pipes still hold until they close (True). Give up (False) after ``grace``
+    without a byte, or once more than the pipes can hold came after the exit: a slow store
+    may take longer than ``grace`` to take it all, a process that left the group may not end."""
+    start = output.fed
+    while True:
+        before = output.fed
+        if child.pump(output, lambda: not child.pipes_open, grace):
+            return True
+        if output.fed == before or output.fed - start > DRAIN_BYTES:
+            return False
 
 
 def _stop_with(ctx: RunContext, data: dict[str, Any]) -> None:

@@ -179,6 +179,13 @@ class SupabaseStore(TaskStore):
         self._start()
         return self._writer.append(task_id, kind, data)
 
+    def append_events(self, task_id, events):
+        for kind, _ in events:
+            if kind in TERMINAL_KINDS or kind == LEASE:
+                raise ValueError(f"{kind!r} events cannot be appended")
+        self._start()
+        return self._writer.append_many(task_id, events)
+
     def finish(self, task_id, status, data):
         status = TaskStatus(status)
         if not status.is_terminal:

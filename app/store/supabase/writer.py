@@ -5,6 +5,11 @@ event committed late behind a higher id. Each task therefore has one writer at a
 process that created and runs it, or the one that cancels it while queued or ends it as an
 orphan), and this writer sends a task's events one after the other.
 
+Consecutive events of a task go out in one bulk insert (PostgREST takes an array; one
+``INSERT`` takes their ids from the sequence in the array's order): a runner's batch of
+``log`` events, and the backlog after an outage, at most ``MAX_BULK_ROWS`` rows or
+``MAX_BULK_BYTES`` of JSON a request.
+
 When Supabase cannot be reached, writes wait in a per-task FIFO (the outbox) and go out in
 order once it answers again; the log says when buffering starts, when the bound is reached
 and when the backlog is written. A write that may have been applied although no answer came
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 
 UNFINISHED = ("queued", "running", "canceling")
 LEASE = "lease"
+MAX_BULK_ROWS = 500
+MAX_BULK_BYTES = 4 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -38,6 +46,14 @@ class _Op:
     data: dict[str, Any]
     ambiguous: bool = False  # an earlier attempt got no answer and may have been applied
     stored: Event | None = None
+    # The ops of one bulk insert that got no answer: all of them got in, or none did.
+    attempt: object | None = None
+    size: int = 0  # its JSON's length, once a bulk insert needed it
+
+    @property
+    def bulk(self) -> bool:
+        """Whether it may share an insert with its neighbours (a plain event)."""
+        return bool(self.kind) and self.kind not in TERMINAL_KINDS
 
 
 @dataclasses.dataclass
@@ -124,6 +140,48 @@ class TaskWriter:
                         f"written (OPS_SUPABASE_OUTBOX_EVENTS={self.max_pending})")
             return self._send(task_id, owned, _Op(kind, data))
 
+    def append_many(self, task_id: int, events: list[tuple[str, dict[str, Any]]]
+                    ) -> list[Event]:
+        """Write non-terminal events now in as few inserts as the bounds allow, or buffer
+        them (returning those with id 0)."""
+        if not events:
+            return []
+        owned = self.own(task_id)
+        ops = [_Op(kind, data) for kind, data in events]
+        with owned.lock:
+            with self._lock:
+                if self._pending >= self.max_pending:
+                    self._log_full()
+                    raise StoreUnavailable(
+                        f"Supabase is unreachable and {self._pending} events are waiting to be "
+                        f"written (OPS_SUPABASE_OUTBOX_EVENTS={self.max_pending})")
+            if owned.pending or self._clock() < self._down_until:
+                for op in ops:
+                    self._enqueue(owned, op)
+                if self._clock() >= self._down_until:
+                    self._flush_task(task_id, owned)
+            else:
+                self._send_bulk(task_id, owned, ops)
+            return [op.stored or self._placeholder(task_id, op) for op in ops]
+
+    def _send_bulk(self, task_id: int, owned: _Owned, ops: list[_Op]) -> None:
+        """Insert ``ops`` in bounded groups; from a failure on, buffer the rest."""
+        start = 0
+        while start < len(ops):
+            group = _group(ops, start)
+            try:
+                self._apply_group(task_id, owned, group)
+            except SupabaseError as error:
+                if error.code is not None and not error.ambiguous:
+                    raise  # the database refused it; sending it again would not help
+                if error.ambiguous:
+                    _mark_ambiguous(group)
+                self._mark_down(error)
+                for op in ops[start:]:
+                    self._enqueue(owned, op)
+                return
+            start += len(group)
+
     def finish(self, task_id: int, status: TaskStatus, data: dict[str, Any]) -> Event:
         """Claim the task's end with its terminal event, then set its status.
 
@@ -168,9 +226,10 @@ class TaskWriter:
 
     def _flush_task(self, task_id: int, owned: _Owned) -> None:
         while owned.pending:
-            op = owned.pending[0]
+            group = _group(owned.pending, 0)
+            op = group[0]
             try:
-                self._apply(task_id, owned, op)
+                self._apply_group(task_id, owned, group)
             except TaskFinished as lost:
                 log.warning("task %s: ended elsewhere as %s; its buffered writes are dropped",
                             task_id, lost.status.value)
@@ -178,21 +237,46 @@ class TaskWriter:
                 return
             except SupabaseError as error:
                 if error.code is None or error.ambiguous:
-                    op.ambiguous = op.ambiguous or error.ambiguous
+                    if error.ambiguous:
+                        _mark_ambiguous(group)
                     self._mark_down(error)
                     return
-                log.error("task %s: Supabase refused a buffered %r write, dropped: %s",
-                          task_id, op.kind or "status", error)
+                log.error("task %s: Supabase refused %d buffered %r write(s), dropped: %s",
+                          task_id, len(group), op.kind or "status", error)
             with self._lock:
-                owned.pending.popleft()
-                self._pending -= 1 if op.kind else 0
+                for _ in group:
+                    owned.pending.popleft()
+                self._pending -= sum(1 for done in group if done.kind)
                 drained = self._pending == 0 and self._buffering
                 if drained:
                     self._buffering = self._full_logged = False
             if drained:
                 log.warning("Supabase answers again: the buffered events are written")
-            if not op.kind and not owned.pending:
+            if not group[-1].kind and not owned.pending:
                 self.release(task_id)  # its final status is set: nothing more to write
+
+    def _apply_group(self, task_id: int, owned: _Owned, ops: list[_Op]) -> None:
+        """Write ``ops`` (one op, or plain events for one bulk insert)."""
+        if len(ops) == 1:
+            self._apply(task_id, owned, ops[0])
+            return
+        last = ops[-1]
+        if last.ambiguous and (stored := self._find_stored(task_id, owned, last)) is not None:
+            # One INSERT is atomic: its last row stored means all of them are.
+            events = [None] * (len(ops) - 1) + [stored]
+        else:
+            rows = self.rest.run(self.rest.table(EVENTS).insert(
+                [{"task_id": task_id, "kind": op.kind, "data_json": op.data} for op in ops]))
+            events = sorted((event_from_row(row) for row in rows), key=lambda e: e.id)
+            if len(events) != len(ops):
+                raise SupabaseError(f"a bulk insert of {len(ops)} events answered "
+                                    f"{len(events)} rows", ambiguous=True)
+        for op, event in zip(ops, events):
+            op.stored = event
+        owned.last_write = self._clock()
+        owned.last_id = max(owned.last_id or 0, events[-1].id)
+        self._down_until = 0.0
+        self._on_stored(task_id)
 
     def _apply(self, task_id: int, owned: _Owned, op: _Op) -> Event | None:
         if not op.kind:
@@ -298,3 +382,38 @@ class TaskWriter:
     def _placeholder(task_id: int, op: _Op) -> Event:
         return Event(id=0, task_id=task_id, kind=op.kind, created_at=datetime.now(timezone.utc),
                      data=op.data)
+
+
+def _group(ops, start: int) -> list[_Op]:
+    """The ops from ``start`` that go in one request: one op, or a run of plain events within
+    the bulk bounds (those of one unanswered insert stay together, as they were sent)."""
+    first = ops[start]
+    group = [first]
+    if not first.bulk or (first.ambiguous and first.attempt is None):
+        return group
+    size = _size(first)
+    for index in range(start + 1, len(ops)):
+        op = ops[index]
+        if first.attempt is not None:
+            if op.attempt is not first.attempt:
+                break
+        elif (not op.bulk or op.ambiguous or len(group) >= MAX_BULK_ROWS
+              or size + _size(op) > MAX_BULK_BYTES):
+            break
+        group.append(op)
+        size += op.size
+    return group
+
+
+def _size(op: _Op) -> int:
+    if not op.size:
+        op.size = len(json.dumps(op.data, ensure_ascii=False)) + len(op.kind) + 64
+    return op.size
+
+
+def _mark_ambiguous(group: list[_Op]) -> None:
+    """The group's insert got no answer: retry (or find) it as a whole."""
+    attempt = object()
+    for op in group:
+        op.ambiguous = True
+        op.attempt = attempt if len(group) > 1 else None

@@ -1,4 +1,5 @@
-// A task's output (its `log` and `log_cut` events), however long: only the visible rows exist.
+// A task's output (its `log`, `log_held` and `log_cut` events), however long: only the
+// visible rows exist.
 //
 // Lines are kept in three parallel arrays (text without escape codes, number, stream), plus
 // the raw text of the few lines that hold escape codes. Rows have one fixed height, so the
@@ -97,10 +98,15 @@ export class LogView {
 
   // -- lines in ---------------------------------------------------------------------------
 
-  /** Take a `log` or `log_cut` event. */
+  /** Take a `log`, `log_held` or `log_cut` event. */
   append(event) {
     const data = event.data && typeof event.data === "object" ? event.data : {};
-    if (event.kind === "log_cut") {
+    if (event.kind === "log_held") {
+      // Past the head of the byte cap the runner keeps the tail until the command ends.
+      const after = Number(data.after_line) || this.nextLine - 1;
+      this.push(`… output after line ${count(after)} is held until the command ends; ` +
+        "its last part follows then …", after, CUT);
+    } else if (event.kind === "log_cut") {
       const after = Number(data.after_line) || this.nextLine - 1;
       const left = Number(data.lines_left_out) || 0;
       this.push(`… ${count(left)} lines (${formatBytes(data.bytes_left_out)}) left out …`,

@@ -9,10 +9,10 @@
 import { TERMINAL } from "./format.js";
 
 // Every kind a runner writes (a named SSE event reaches only listeners for its name):
-// lifecycle, the dev runner's tick, the recipe runner's log/log_skipped/log_limit, the LLM
+// lifecycle, the dev runner's tick, the recipe runner's log/log_held/log_cut, the LLM
 // runner's text. tests/test_dashboard_ui.py checks this list against the runners' code.
 export const EVENT_KINDS = [
-  "created", "status", "tick", "log", "log_cut", "text", "message",
+  "created", "status", "tick", "log", "log_held", "log_cut", "text", "message",
   ...TERMINAL,
 ];
 

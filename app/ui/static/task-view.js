@@ -13,7 +13,7 @@ const KNOWN_FIELDS = new Set([
   "cancel_requested",
 ]);
 const LIFECYCLE = new Set(["status", ...TERMINAL]);
-const OUTPUT = new Set(["log", "log_cut"]); // shown by the output view, not as events
+const OUTPUT = new Set(["log", "log_held", "log_cut"]); // shown by the output view, not as events
 const FOLLOW_SLACK_PX = 8;
 const STREAM_STATES = {
   connecting: "Connecting…",
