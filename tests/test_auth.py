@@ -78,7 +78,9 @@ def test_stream_tokens_open_nothing_but_their_own_stream(admin, client, one_task
     other = admin.create("other")["id"]
     token = admin.post("/ops/stream_tokens", json={"task_id": other}).get_json()["token"]
     response = call(client, method, path, query=f"?token={token}")
-    expected = 403 if path == f"/ops/tasks/{one_task}/stream" else 401
+    # A stream token opens its own task's stream and output; for another task those are 403.
+    own = (f"/ops/tasks/{one_task}/stream", f"/ops/tasks/{one_task}/log")
+    expected = 403 if path in own else 401
     assert response.status_code == expected
 
 

@@ -21,8 +21,10 @@ STREAMS = ("stdout", "stderr")
 
 @bp.get("/tasks/<task_id:task_id>/log")
 @stream_access_required
-def task_log(task_id: int):
-    """The output so far, both streams (or ``?stream=``), from ``?since_line=`` on."""
+def task_log(task_id: int, admin_credential: bool):
+    """The output so far, both streams (or ``?stream=``), from ``?since_line=`` on.
+
+    Any credential of the gate reads it alike (``admin_credential`` matters to streams only)."""
     stream = request.args.get("stream") or None
     if stream is not None and stream not in STREAMS:
         raise Invalid(f"stream must be stdout or stderr, got {stream[:40]!r}")
