@@ -158,7 +158,10 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
         rounds, reason = [], logflood.missing()
         if reason is None:
             try:
-                rounds = logflood.run(scale, logdir, runs)
+                # One round unless --runs says otherwise: each flood is 100,000 lines or
+                # more (its figures are medians over every line), and the Supabase baseline,
+                # one insert per line, takes minutes.
+                rounds = logflood.run(scale, logdir, args.runs or 1)
             except Exception as error:
                 say(f"logflood failed: {error}")
                 reason = f"the run failed: {str(error)[:500]}"

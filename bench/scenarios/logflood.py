@@ -48,7 +48,7 @@ class Scale:
     baseline_lines: int
 
 
-FULL = Scale(lines=(100_000, 1_000_000), baseline_lines=100_000)
+FULL = Scale(lines=(100_000, 1_000_000), baseline_lines=10_000)
 QUICK = Scale(lines=(100_000,), baseline_lines=5_000)
 
 
@@ -166,7 +166,8 @@ def describe(scale: Scale) -> str:
             f"fresh gunicorn (one gevent worker) per flood, one client reading the stream from "
             f"the start. Baseline: the same runner writing one `log` event per line "
             f"(`bench/logflood/oneline.py`, no rate limit), {scale.baseline_lines:,} lines. "
-            f"Every flood is checked whole (every line, in order, numbers consecutive).")
+            f"Every flood is checked whole (every line, in order, numbers consecutive). One "
+            f"round unless `--runs` is given.")
 
 
 def rows(results: dict, scale: Scale) -> list[Row]:
