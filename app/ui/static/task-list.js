@@ -80,8 +80,9 @@ export class TaskList {
       if (generation !== this.generation) return;
       this.list.setAttribute("aria-busy", "false");
       // Above the list, which stays as it was: the reader sees first that it is out of date.
-      const shown = this.list.children.length ? " The list below is from before." : "";
-      showMessage(this.error, `Could not load the tasks: ${error.message}${shown}`);
+      const reason = /[.!?]$/.test(error.message) ? error.message : `${error.message}.`;
+      const stale = this.list.children.length ? " The list below is from before." : "";
+      showMessage(this.error, `Could not load the tasks: ${reason}${stale}`);
       this.state.textContent = error.status === 401 ? "" : "Retrying…";
       if (error.status !== 401) this.timer = setTimeout(() => this.load(), REFRESH_MS * 2);
       return;
