@@ -31,7 +31,7 @@ SECRET_NAMES = frozenset({"SETTINGS_ADMIN_TOKEN", "OPS_STREAM_SECRET",
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 RECIPE_KEYS = {"description", "argv", "cwd", "env", "timeout", "kill_grace", "params"}
-PARAM_KEYS = {"pattern", "description"}
+PARAM_KEYS = {"pattern", "description", "example"}
 
 
 class RecipeFileError(Exception):
@@ -47,6 +47,7 @@ class Param:
     name: str
     pattern: str
     description: str = ""
+    example: str = ""  # a value that fits, for forms to show
 
     def check(self, value: Any) -> str:
         """The value, if it is a string that fits; else RecipeError naming the problem."""
@@ -63,7 +64,8 @@ class Param:
         return value
 
     def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "pattern": self.pattern, "description": self.description}
+        return {"name": self.name, "pattern": self.pattern, "description": self.description,
+                "example": self.example}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +211,11 @@ def _param(name: str, spec: Any) -> Param:
     except re.error as error:
         raise RecipeFileError(f"parameter {name}: pattern is not a valid regular expression: "
                               f"{error}") from None
-    return Param(name, spec["pattern"], _text(spec, "description"))
+    example = _text(spec, "example")
+    if example and re.fullmatch(spec["pattern"], example) is None:
+        raise RecipeFileError(f"parameter {name}: example {example[:80]!r} does not match "
+                              "its pattern")
+    return Param(name, spec["pattern"], _text(spec, "description"), example)
 
 
 def _table(spec: dict, key: str) -> dict:

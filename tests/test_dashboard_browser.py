@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.api import ADMIN, SECRET
 from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
+from tests.support.browser import screenshot as save_screenshot
 from tests.support.live import GunicornServer
 from tests.support.processes import ROOT, wait_until
 from tests.support.sse import DEV_KINDS
@@ -121,6 +122,7 @@ def test_create_a_task_and_watch_it_live(quick_server, open_dashboard, tmp_path)
     tab.page.keyboard.press("Enter")
     tab.signed_in()
     assert tab.page.is_hidden("#recipe-fields")  # this server has no recipes
+    assert tab.text("#runner-note").startswith("Dev mode: this task runs on the dev runner")
 
     task_id = tab.create("Build api", notes="release 1.2.3")
     # Live: a tick is shown while the task still runs, not all at the end.
@@ -261,6 +263,141 @@ def test_cancel_a_running_task(slow_server, open_dashboard):
     assert tab.page.is_disabled("#cancel-task")
     tab.wait_for_row(task_id, "canceled")
     assert task_status(slow_server, task_id) == "canceled"
+    tab.page.wait_for_function(STREAM_ENDED)
+    assert "requested" not in tab.text("#task-details")
+    tab.assert_clean(ADMIN)
+
+
+STREAM_ENDED = "() => document.querySelector('#stream-state').textContent === 'Stream ended'"
+
+
+@pytest.mark.slow
+def test_a_cancel_answered_after_the_end_leaves_the_end_shown(slow_server, open_dashboard,
+                                                              tmp_path):
+    """The cancel's answer arrives after the stream's terminal event (as it did 2 runs of 2):
+    the final state, not "Cancel requested…", stays next to the badge."""
+    tab = open_dashboard(slow_server)
+    held = []
+
+    def hold_cancel(route):
+        held.append((route, route.fetch()))  # the server cancels now; the page hears later
+
+    tab.page.route(lambda url: url.endswith("/cancel"), hold_cancel)
+    tab.sign_in(ADMIN)
+    tab.signed_in()
+    task_id = tab.create("Deploy web, canceled halfway")
+    tab.wait_for_event("tick")
+    tab.page.click("#cancel-task")
+    tab.wait_for_event("canceled")
+    tab.page.wait_for_selector("#task-details .badge-canceled")
+    tab.page.wait_for_function(STREAM_ENDED)
+    assert len(held) == 1
+    route, answer = held[0]
+    assert answer.status == 202  # the task was running: the stop was only requested
+    with tab.page.expect_request(lambda r: r.method == "GET"
+                                 and r.url.endswith(f"/ops/tasks/{task_id}")):
+        route.fulfill(response=answer)  # the page handles the answer, then reloads the task
+    tab.page.wait_for_function(STREAM_ENDED)
+    assert tab.text("#stream-state") == "Stream ended"
+    assert "requested" not in tab.text("#task-details")
+    tab.page.wait_for_selector(f'.task-row[data-task-id="{task_id}"][data-status="canceled"]')
+    tab.page.wait_for_function("() => !document.querySelector('#task-list[aria-busy=true]')")
+    save_screenshot(tab.page, "dashboard-canceled.png", tmp_path)
+    tab.assert_clean(ADMIN)
+
+
+def test_a_missing_task_says_so_and_nothing_else(quick_server, open_dashboard, tmp_path):
+    task = api(quick_server, "POST", "/ops/tasks", json={"title": "A task that exists"})
+    tab = open_dashboard(quick_server)
+    tab.sign_in(ADMIN)
+    tab.signed_in()
+    tab.page.evaluate("location.hash = '#/tasks/999999'")
+    tab.page.wait_for_function("() => document.querySelector('#task-heading').textContent"
+                               " === 'Task 999999 not found'")
+    for hidden in ("#task-body", "#cancel-task", "#event-log", "#output", "#task-error"):
+        assert tab.page.is_hidden(hidden), hidden
+    visible = tab.page.eval_on_selector("#task-view", """view => [...view.querySelectorAll('*')]
+        .filter(el => el.getClientRects().length && !el.children.length)
+        .map(el => el.textContent.trim())""")
+    assert visible == ["Task 999999 not found", "Close"]
+    save_screenshot(tab.page, "dashboard-not-found.png", tmp_path)
+
+    tab.page.evaluate(f"location.hash = '#/tasks/{task['id']}'")  # a task that exists again
+    tab.wait_for_event("created")
+    assert tab.page.is_visible("#cancel-task")
+    assert tab.text("#task-heading") == f"Task #{task['id']}: A task that exists"
+    tab.assert_clean(ADMIN)
+
+
+# Watches, frame by frame, the open task's running duration and its row's: every value shown
+# by the details, and any moment at which the two differed.
+WATCH_DURATIONS = """(id) => {
+    const details = document.querySelector('#task-details .duration[data-running]');
+    const row = document.querySelector(`.task-row[data-task-id="${id}"] .duration`);
+    if (!details || !row) return false;
+    const seen = (window.durationsSeen ??= []);
+    if (details.textContent !== row.textContent) {
+        (window.durationsDiffer ??= []).push([details.textContent, row.textContent]);
+    }
+    if (seen.at(-1) !== details.textContent) seen.push(details.textContent);
+    return seen.length >= 4;
+}"""
+
+
+@pytest.mark.slow
+def test_list_and_details_show_one_live_clock(slow_server, open_dashboard):
+    """Both durations of a running task come from one clock that ticks each second; the
+    browser's own clock is 45 s slow here, which the server's answers correct."""
+    tab = open_dashboard(slow_server)
+    tab.page.add_init_script("{ const real = Date.now; Date.now = () => real() - 45000; }")
+    tab.page.reload()
+    tab.sign_in(ADMIN)
+    tab.signed_in()
+    task_id = tab.create("Count up while it runs")
+    tab.page.wait_for_function(WATCH_DURATIONS, arg=task_id, polling="raf", timeout=20_000)
+    seen = tab.page.evaluate("window.durationsSeen")
+    assert tab.page.evaluate("window.durationsDiffer ?? []") == []
+    seconds = [int(text.removesuffix(" s")) for text in seen]
+    assert seconds == sorted(set(seconds)) and seconds[-1] < 10, seen  # counts up, from start
+    tab.wait_for_event("done")
+    tab.page.wait_for_selector(f'.task-row[data-task-id="{task_id}"][data-status="done"]')
+    final = tab.page.evaluate("""(id) => [
+        document.querySelector('#task-details .duration').textContent,
+        document.querySelector(`.task-row[data-task-id="${id}"] .duration`).textContent]""",
+                              task_id)
+    assert final[0] == final[1] and final[0].endswith(" s"), final
+    tab.assert_clean(ADMIN)
+
+
+def test_a_list_that_cannot_load_says_so_above_the_list(quick_server, open_dashboard, tmp_path):
+    for n in range(3):
+        api(quick_server, "POST", "/ops/tasks", json={"title": f"Listed {n}"})
+    tab = open_dashboard(quick_server)
+    tab.sign_in(ADMIN)
+    tab.signed_in()
+    tab.page.wait_for_selector(".task-row")
+    tab.page.wait_for_function("() => !document.querySelector('#task-list[aria-busy=true]')")
+    shown = [row["id"] for row in tab.rows()]
+
+    def unavailable(route):
+        if route.request.method != "GET":
+            return route.fallback()
+        route.fulfill(status=503, json={"error": "the store is unreachable"})
+
+    tab.page.route(lambda url: "/ops/tasks?" in url, unavailable)
+    tab.page.click("#refresh")
+    tab.page.wait_for_selector("#list-error", state="visible")
+    assert tab.text("#list-error").startswith("Could not load the tasks: the store is unreachable")
+    error = tab.page.locator("#list-error").bounding_box()
+    listed = tab.page.locator("#task-list").bounding_box()
+    assert error["y"] + error["height"] <= listed["y"]  # above the (stale) list
+    assert 0 <= error["y"] and error["y"] + error["height"] <= DESKTOP["height"]  # in view
+    assert [row["id"] for row in tab.rows()] == shown  # the old list stays, below the error
+    save_screenshot(tab.page, "dashboard-list-error.png", tmp_path)
+
+    tab.page.unroute_all()
+    tab.page.click("#refresh")
+    tab.page.wait_for_selector("#list-error", state="hidden")
     tab.assert_clean(ADMIN)
 
 

@@ -26,6 +26,13 @@ def deploy(**changes) -> dict:
     return spec
 
 
+def test_a_parameter_may_give_an_example_for_forms():
+    spec = deploy(params={"service": {"pattern": "api|web"},
+                          "ref": {"pattern": r"v\d+\.\d+\.\d+", "example": "v1.2.3"}})
+    params = parse({"deploy": spec}).get("deploy").to_dict()["params"]
+    assert [p["example"] for p in params] == ["", "v1.2.3"]
+
+
 def test_a_recipe_binds_parameters_as_whole_argv_elements():
     recipe = parse({"deploy": deploy()}).get("deploy")
     assert recipe.command({"service": "api", "ref": "v1.2.3"}) == [
@@ -74,6 +81,9 @@ def test_an_unknown_recipe_lists_the_known_ones():
      "env SETTINGS_ADMIN_TOKEN: the service's secrets are never passed"),
     ({"argv": ["make"], "env": {"N": 1}}, "env 'N': names are letters"),
     ({"argv": ["make"], "shell": True}, "unknown key(s) shell"),
+    (deploy(params={"service": {"pattern": "api|web", "example": "db"},
+                    "ref": {"pattern": "v"}}),
+     "parameter service: example 'db' does not match its pattern"),
 ])
 def test_a_bad_recipe_is_refused_with_its_name_and_problem(spec, message):
     with pytest.raises(RecipeFileError) as error:

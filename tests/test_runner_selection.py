@@ -96,15 +96,28 @@ def test_recipes_are_listed_for_admins_only(make_admin):
     by_name = {r["name"]: r for r in listed["recipes"]}
     assert list(by_name) == [r.name for r in BOOK.recipes]
     assert by_name["lines"]["params"] == [
-        {"name": "count", "pattern": "[0-9]{1,5}", "description": ""},
-        {"name": "code", "pattern": "[0-9]{1,3}", "description": ""}]
+        {"name": "count", "pattern": "[0-9]{1,5}", "description": "", "example": ""},
+        {"name": "code", "pattern": "[0-9]{1,3}", "description": "", "example": ""}]
     assert by_name["env"]["env"] == ["LANG", "RECIPE_STAGE"]  # names only, never values
     assert "from the recipe" not in str(listed)
     assert by_name["slow"]["timeout"] == 0.5
 
 
 def test_no_recipe_file_lists_none(make_admin):
-    assert make_admin().get("/ops/recipes").get_json() == {"configured": False, "recipes": []}
+    assert make_admin().get("/ops/recipes").get_json() == {
+        "configured": False, "recipes": [], "dev_mode": False, "default_runner": None}
+
+
+@pytest.mark.parametrize("settings, dev_mode, default_runner", [
+    ({"recipes": BOOK}, False, None),  # recipes only: a task must name one
+    ({"recipes": BOOK, **LLM}, False, "llm"),
+    (LLM, False, "llm"),
+    ({"recipes": BOOK, **LLM, "dev_mode": True}, True, "dev"),  # dev mode runs every task
+])
+def test_recipes_say_what_runs_a_task_without_one(make_admin, settings, dev_mode,
+                                                  default_runner):
+    listed = make_admin(**settings).get("/ops/recipes").get_json()
+    assert (listed["dev_mode"], listed["default_runner"]) == (dev_mode, default_runner)
 
 
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN}

@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
-from .processes import require_program
+from .processes import ROOT, require_program
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 800}
 TOKEN_KEY = "ops.adminToken"  # the page's sessionStorage key
+IMAGES = ROOT / "docs" / "img"
+
+
+def screenshot(page: Page, name: str, tmp_path: Path, **options) -> Path:
+    """A screenshot of the page: ``docs/img/<name>`` with ``UPDATE_SCREENSHOTS=1``, else in
+    ``tmp_path``, so that a test run leaves the tree as it was."""
+    shot = (IMAGES if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path) / name
+    page.screenshot(path=str(shot), **options)
+    assert shot.stat().st_size > 10_000
+    return shot
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 // Calls to the admin-gated API. The admin token travels only in the X-Admin-Token header,
-// never in a URL.
+// never in a URL. Every answer's Date header helps the page's clock (clock.js).
+
+import { observeAnswer } from "./clock.js";
 
 export class ApiError extends Error {
   constructor(status, message, payload = null) {
@@ -28,11 +30,13 @@ export class Api {
       init.body = JSON.stringify(body);
     }
     let response;
+    const sentAt = Date.now();
     try {
       response = await fetch(this.root + path, init);
     } catch {
       throw new ApiError(0, "Could not reach the server. Check the connection and try again.");
     }
+    observeAnswer(response.headers.get("Date"), sentAt);
     if (!response.ok) {
       let payload = null;
       try {

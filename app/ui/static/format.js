@@ -50,44 +50,21 @@ export function formatClock(iso) {
     + `.${pad(d.getMilliseconds(), 3)}`;
 }
 
-/** Milliseconds from start to finish (or to now while running), or null before the start. */
-export function durationOf(task, now = Date.now()) {
+/** Milliseconds from start to finish (or to `now` while running), or null before the start. */
+export function durationOf(task, now) {
   const started = parse(task.started_at);
   if (!started) return null;
   const finished = parse(task.finished_at);
   return Math.max(0, (finished ? finished.getTime() : now) - started.getTime());
 }
 
-export function formatDuration(ms) {
+/** A duration in words; a running one in whole seconds, so that it steps once a tick. */
+export function formatDuration(ms, running = false) {
   if (ms === null || ms === undefined) return "—";
+  if (running && ms < 60_000) return `${Math.floor(ms / 1000)} s`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const seconds = Math.round(ms / 1000);
   if (seconds < 3600) return `${Math.floor(seconds / 60)} m ${seconds % 60} s`;
   return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} m`;
-}
-
-const MAX_TEXT = 4000;
-
-function compact(value) {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
-}
-
-/** One line of text for an event of the log. */
-export function describeEvent(event) {
-  const data = event.data && typeof event.data === "object" ? event.data : {};
-  switch (event.kind) {
-    case "created":
-      return data.runner ? `task created (runner ${data.runner})` : "task created";
-    case "status":
-      return `status: ${data.status ?? "?"}`;
-    case "tick":
-      return `tick ${data.n ?? ""}`.trim();
-    case "failed":
-    case "canceled":
-      return `${event.kind}: ${compact(data.reason ?? data)}`;
-    default:
-      return Object.keys(data).length ? compact(data) : "";
-  }
 }

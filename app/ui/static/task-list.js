@@ -1,9 +1,8 @@
 // The task list: newest first, filtered by status, paged with the API's cursor, and refreshed
 // by itself while a task on the page is queued or running.
 
-import {
-  ACTIVE, badge, durationOf, el, formatDuration, formatTime, showMessage,
-} from "./format.js";
+import { durationElement, observeStamps } from "./clock.js";
+import { ACTIVE, badge, el, formatTime, showMessage } from "./format.js";
 
 const REFRESH_MS = 2_000;
 
@@ -79,9 +78,12 @@ export class TaskList {
       answer = await this.api.get(`/tasks?${query}`);
     } catch (error) {
       if (generation !== this.generation) return;
-      this.state.textContent = "";
       this.list.setAttribute("aria-busy", "false");
-      showMessage(this.error, `Could not load the tasks: ${error.message}`);
+      // Above the list, which stays as it was: the reader sees first that it is out of date.
+      const reason = /[.!?]$/.test(error.message) ? error.message : `${error.message}.`;
+      const stale = this.list.children.length ? " The list below is from before." : "";
+      showMessage(this.error, `Could not load the tasks: ${reason}${stale}`);
+      this.state.textContent = error.status === 401 ? "" : "Retrying…";
       if (error.status !== 401) this.timer = setTimeout(() => this.load(), REFRESH_MS * 2);
       return;
     }
@@ -97,16 +99,15 @@ export class TaskList {
   }
 
   render(tasks) {
-    const now = Date.now();
-    this.list.replaceChildren(...tasks.map((task) => this.row(task, now)));
+    observeStamps(...tasks.flatMap((task) => [task.created_at, task.started_at, task.finished_at]));
+    this.list.replaceChildren(...tasks.map((task) => this.row(task)));
     this.empty.hidden = tasks.length > 0;
     this.newer.disabled = this.page === 0;
     this.older.disabled = this.nextCursor === null;
     this.pageLabel.textContent = `Page ${this.page + 1}`;
   }
 
-  row(task, now) {
-    const duration = formatDuration(durationOf(task, now));
+  row(task) {
     const link = el("a", {
       class: "task-row",
       href: `#/tasks/${task.id}`,
@@ -119,7 +120,7 @@ export class TaskList {
     el("span", { class: "task-meta" },
       `#${task.id} · created `,
       el("time", { datetime: task.created_at, text: formatTime(task.created_at) }),
-      ` · ${duration}`));
+      " · ", durationElement(task)));
     return el("li", {}, link);
   }
 

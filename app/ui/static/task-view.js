@@ -1,17 +1,14 @@
-// One task: its details, a cancel button, its live event log and its output (log-view.js).
+// One task: its details, a cancel button, the model's answer (answer-view.js), its live event
+// log and its output (log-view.js). A task that does not exist shows that and nothing else.
 
-import {
-  TERMINAL, badge, describeEvent, durationOf, el, formatClock, formatDuration, formatTime,
-  showMessage,
-} from "./format.js";
+import { AnswerView } from "./answer-view.js";
+import { observeStamps } from "./clock.js";
+import { describeEvent } from "./events.js";
+import { TERMINAL, el, formatClock, showMessage } from "./format.js";
 import { LogView } from "./log-view.js";
 import { TaskStream } from "./stream.js";
+import { detailNodes } from "./task-details.js";
 
-// Fields shown in this order; any other field of the task (a recipe, its params) follows.
-const KNOWN_FIELDS = new Set([
-  "id", "title", "body", "status", "runner", "created_at", "started_at", "finished_at", "error",
-  "cancel_requested",
-]);
 const LIFECYCLE = new Set(["status", ...TERMINAL]);
 const OUTPUT = new Set(["log", "log_held", "log_cut"]); // shown by the output view, not as events
 const FOLLOW_SLACK_PX = 8;
@@ -20,7 +17,6 @@ const STREAM_STATES = {
   live: "Live",
   reconnecting: "Reconnecting…",
   ended: "Stream ended",
-  gone: "Task not found",
 };
 
 export class TaskView {
@@ -29,6 +25,7 @@ export class TaskView {
     this.api = api;
     this.onTaskChanged = onTaskChanged;
     this.view = root.querySelector("#task-view");
+    this.body = root.querySelector("#task-body");
     this.placeholder = root.querySelector("#no-task");
     this.heading = root.querySelector("#task-heading");
     this.details = root.querySelector("#task-details");
@@ -37,11 +34,13 @@ export class TaskView {
     this.error = root.querySelector("#task-error");
     this.log = root.querySelector("#event-log");
     this.jump = root.querySelector("#jump-latest");
+    this.answer = new AnswerView(root);
     this.output = new LogView(api, root);
     this.taskId = null;
     this.task = null;
     this.stream = null;
-    this.clock = null;
+    this.state = null; // the stream's state
+    this.cancelSent = false;
     this.following = true;
 
     this.cancelButton.addEventListener("click", () => this.cancel());
@@ -65,73 +64,73 @@ export class TaskView {
     this.view.hidden = false;
     this.placeholder.hidden = true;
     this.heading.textContent = `Task #${taskId}`;
-    this.cancelButton.disabled = true;
     this.following = true;
     this.jump.hidden = true;
     let task;
     try {
       task = await this.api.get(`/tasks/${taskId}`);
     } catch (error) {
-      if (this.taskId === taskId) showMessage(this.error, error.message);
+      if (this.taskId !== taskId) return;
+      if (error.status === 404) this.notFound();
+      else showMessage(this.error, `Could not load the task: ${error.message}`);
       return;
     }
     if (this.taskId !== taskId) return; // another task was opened meanwhile
     this.render(task);
+    this.body.hidden = false;
     this.stream = new TaskStream(this.api, taskId, {
       onEvent: (event) => this.append(event),
-      onState: (state, detail) => {
-        this.streamState.textContent = STREAM_STATES[state] ?? state;
-        if (state === "gone") showMessage(this.error, detail);
+      onState: (state) => {
+        if (state === "gone") this.notFound(); // deleted meanwhile (retention)
+        else this.showState(state);
       },
     });
     this.stream.start();
-    this.clock = setInterval(() => this.tickDuration(), 1000);
   }
 
   close() {
     this.stream?.stop();
     this.stream = null;
-    clearInterval(this.clock);
     this.taskId = null;
     this.task = null;
+    this.state = null;
+    this.cancelSent = false;
     this.log.replaceChildren();
+    this.answer.reset();
     this.output.reset(null);
     this.details.replaceChildren();
     this.streamState.textContent = "";
     showMessage(this.error, "");
+    this.body.hidden = true;
     this.view.hidden = true;
     this.placeholder.hidden = false;
   }
 
-  render(task) {
-    this.task = task;
-    this.heading.textContent = `Task #${task.id}: ${task.title}`;
-    const rows = [
-      ["Status", badge(task.status)],
-      ["Runner", task.runner ?? "—"],
-      ["Created", formatTime(task.created_at)],
-      ["Started", formatTime(task.started_at)],
-      ["Finished", formatTime(task.finished_at)],
-      ["Duration", el("span", { "data-field": "duration",
-        text: formatDuration(durationOf(task)) })],
-    ];
-    if (task.error) rows.push(["Reason", task.error]);
-    if (task.cancel_requested) rows.push(["Cancel", "requested"]);
-    if (task.body) rows.push(["Notes", task.body]);
-    for (const [name, value] of Object.entries(task)) {
-      if (KNOWN_FIELDS.has(name) || value === null || value === undefined) continue;
-      rows.push([name, typeof value === "object" ? JSON.stringify(value) : String(value)]);
-    }
-    this.details.replaceChildren(...rows.flatMap(([name, value]) => [
-      el("dt", { text: name }), el("dd", {}, value)]));
-    this.cancelButton.disabled = TERMINAL.has(task.status) || task.cancel_requested;
+  /** The task does not exist (any more): say so, and show nothing else of it. */
+  notFound() {
+    const taskId = this.taskId;
+    this.close();
+    this.taskId = taskId;
+    this.view.hidden = false;
+    this.placeholder.hidden = true;
+    this.heading.textContent = `Task ${taskId} not found`;
   }
 
-  tickDuration() {
-    const cell = this.details.querySelector('[data-field="duration"]');
-    if (cell && this.task && !this.task.finished_at) {
-      cell.textContent = formatDuration(durationOf(this.task));
-    }
+  render(task) {
+    this.task = task;
+    observeStamps(task.created_at, task.started_at, task.finished_at);
+    this.heading.textContent = `Task #${task.id}: ${task.title}`;
+    this.details.replaceChildren(...detailNodes(task));
+    this.cancelButton.disabled = TERMINAL.has(task.status) || task.cancel_requested;
+    this.showState(this.state);
+  }
+
+  /** The stream's state, or that a cancel is on its way; once the stream ended, only that. */
+  showState(state) {
+    this.state = state;
+    const finished = state === "ended" || TERMINAL.has(this.task?.status);
+    const canceling = !finished && (this.cancelSent || this.task?.cancel_requested);
+    this.streamState.textContent = canceling ? "Cancel requested…" : STREAM_STATES[state] ?? "";
   }
 
   async refresh() {
@@ -140,23 +139,33 @@ export class TaskView {
       const task = await this.api.get(`/tasks/${taskId}`);
       if (this.taskId === taskId) this.render(task);
     } catch (error) {
-      if (this.taskId === taskId) showMessage(this.error, error.message);
+      if (this.taskId !== taskId) return;
+      if (error.status === 404) this.notFound();
+      else showMessage(this.error, error.message);
     }
   }
 
   append(event) {
+    observeStamps(event.created_at);
     if (OUTPUT.has(event.kind)) {
       this.output.append(event);
       return;
     }
-    if (TERMINAL.has(event.kind)) this.output.ended();
+    if (event.kind === "text") {
+      this.answer.add(event.data?.text);
+      return;
+    }
+    if (TERMINAL.has(event.kind)) {
+      this.output.ended();
+      this.answer.finish(event.data?.text);
+    }
     const follow = this.following;
     this.log.append(el("li", {
       class: `kind-${event.kind}`, "data-event-id": event.id, "data-kind": event.kind,
     },
     el("time", { datetime: event.created_at, text: formatClock(event.created_at) }),
     el("span", { class: "kind", text: event.kind }),
-    el("span", { class: "text", text: describeEvent(event) })));
+    el("span", { class: "text" }, ...describeEvent(event))));
     if (follow) this.scrollToEnd();
     else this.jump.hidden = false;
     if (LIFECYCLE.has(event.kind)) {
@@ -181,8 +190,12 @@ export class TaskView {
     this.cancelButton.disabled = true;
     showMessage(this.error, "");
     try {
-      await this.api.post(`/tasks/${taskId}/cancel`);
-      this.streamState.textContent = "Cancel requested…";
+      const task = await this.api.post(`/tasks/${taskId}/cancel`);
+      if (this.taskId !== taskId) return;
+      // A queued task is canceled at once; a running one stops at its next checkpoint. The
+      // answer may come after the stream has ended: then the end is what stays shown.
+      this.cancelSent = !TERMINAL.has(task?.status);
+      this.showState(this.state);
     } catch (error) {
       if (this.taskId === taskId) showMessage(this.error, `Could not cancel: ${error.message}`);
     }

@@ -1,0 +1,64 @@
+// A task's details in words: its status, what ran it (the runner, the recipe and its
+// parameters, or the model), its notes, and its times.
+
+import { durationElement } from "./clock.js";
+import { label, valueText } from "./events.js";
+import { TERMINAL, badge, el, formatTime } from "./format.js";
+
+// Fields shown in this order; any other field of the task follows, labelled in words.
+const KNOWN_FIELDS = new Set([
+  "id", "title", "body", "status", "runner", "created_at", "started_at", "finished_at", "error",
+  "cancel_requested", "recipe", "params", "model",
+]);
+
+/** The runner in words. */
+export function runnerText(task) {
+  switch (task.runner) {
+    case "dev":
+      return task.recipe
+        ? "Dev runner (dev mode runs every task this way: the recipe was checked, not run)"
+        : "Dev runner (dev mode's stand-in: a few ticks, then done)";
+    case "recipe":
+      return "Recipe runner (runs the command its recipe declares)";
+    case "llm":
+      return "Language model (the title and notes are its prompt)";
+    default:
+      return task.runner ?? "—";
+  }
+}
+
+/** The parameters, one "name = value" a line. */
+function paramsText(params) {
+  if (!params || typeof params !== "object") return valueText(params);
+  const entries = Object.entries(params);
+  return entries.length ? entries.map(([name, value]) => `${name} = ${valueText(value)}`)
+    .join("\n") : "none";
+}
+
+/** The task's details as [label, value] pairs, a value being text or an element. */
+export function detailRows(task) {
+  const rows = [["Status", badge(task.status)], ["Runner", runnerText(task)]];
+  if (task.recipe) rows.push(["Recipe", task.recipe]);
+  if (task.params) rows.push(["Parameters", paramsText(task.params)]);
+  if (task.model) rows.push(["Model", task.model]);
+  if (task.error) rows.push(["Reason", task.error]);
+  if (task.cancel_requested && !TERMINAL.has(task.status)) rows.push(["Cancel", "requested"]);
+  if (task.body) rows.push(["Notes", task.body]);
+  rows.push(
+    ["Created", formatTime(task.created_at)],
+    ["Started", formatTime(task.started_at)],
+    ["Finished", formatTime(task.finished_at)],
+    ["Duration", durationElement(task)],
+  );
+  for (const [name, value] of Object.entries(task)) {
+    if (KNOWN_FIELDS.has(name) || value === null || value === undefined) continue;
+    rows.push([label(name), valueText(value)]);
+  }
+  return rows;
+}
+
+/** The rows as the children of a <dl>. */
+export function detailNodes(task) {
+  return detailRows(task).flatMap(([name, value]) => [
+    el("dt", { text: name }), el("dd", {}, value)]);
+}
