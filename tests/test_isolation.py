@@ -15,7 +15,7 @@ from app.executor.runners.process import group_alive
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
 from tests.support.processes import wait_until
-from tests.support.runners import RECIPES, pids_in, recipe_user_env
+from tests.support.runners import RECIPES, log_lines, pids_in, recipe_user_env
 from tests.support.sse import parse_messages
 from tests.support.users import ThrowawayUser, interpreter_for, readable_copy, require_root
 
@@ -52,7 +52,7 @@ def assert_no_secret_reached(server: GunicornServer) -> None:
         text = json.dumps(events)
         leaked = [name for name, value in SECRETS.items() if value in text]
         assert not leaked, f"recipe {recipe} read {leaked}"
-    lines = [e["data"]["line"] for e in events if e["kind"] == "log"]
+    lines = log_lines(events)
     # It could read /proc (its own entries at least), and nothing of its parents.
     assert any(line.startswith("environ ") and "PYTHONUNBUFFERED=1" in line for line in lines)
     worker, master = (int(line.split()[1].rstrip(":")) for line in lines
@@ -70,8 +70,7 @@ def test_as_root_recipes_run_as_the_recipe_user_and_reach_no_secret():
             {**secret_env(Path(code, "tests/support/recipes.toml")),
              "OPS_RECIPE_USER": "nobody"}, cwd=Path(code)) as server:
         assert_no_secret_reached(server)
-        [identity] = [e["data"]["line"] for e in run_recipe(server, "identity")
-                      if e["kind"] == "log"]
+        [identity] = log_lines(run_recipe(server, "identity"))
         assert json.loads(identity) == {
             "uid": nobody.pw_uid, "euid": nobody.pw_uid, "gid": nobody.pw_gid,
             "groups": [nobody.pw_gid], "home": nobody.pw_dir}
@@ -85,8 +84,7 @@ def test_as_an_ordinary_user_recipes_of_that_user_reach_no_secret():
         env = {**secret_env(Path(code, "tests/support/recipes.toml")), **python_env}
         with GunicornServer(env, user=user, python=python, cwd=Path(code)) as server:
             assert_no_secret_reached(server)
-            [identity] = [e["data"]["line"] for e in run_recipe(server, "identity")
-                          if e["kind"] == "log"]
+            [identity] = log_lines(run_recipe(server, "identity"))
             assert json.loads(identity)["uid"] == user.pw_uid
             # Both gunicorn processes are non-dumpable: the kernel gives their /proc to root.
             for pid in (server.process.pid, *server.worker_pids()):
@@ -134,7 +132,7 @@ def test_a_killed_worker_takes_its_recipes_process_groups_with_it():
                 for message in parse_messages(response.iter_lines(decode_unicode=True)):
                     event = json.loads(message.get("data") or "{}")
                     if event.get("kind") == "log":
-                        lines.append(event["data"]["line"])
+                        lines.extend(event["data"]["lines"])
                     if len(pids_in(lines)) == 2:
                         break
             pids = pids_in(lines)

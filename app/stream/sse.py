@@ -26,8 +26,11 @@ HEARTBEAT = ": ping\n\n"
 
 # The text of the events formatted last, shared by the streams that send them (a live event
 # goes to all its task's streams within moments). Bounded, oldest out first: kept on every
-# stored event, it doubled the memory of a large one (docs/operations.md).
-CACHE_BYTES = 8 * 1024 * 1024
+# stored event, it doubled the memory of a large one (docs/operations.md). Streams of a live
+# event ask for it within moments of each other, so a small cache serves them all, and a
+# process's memory stays level once it is full.
+CACHE_BYTES = 2 * 1024 * 1024
+ENTRY_BYTES = 200  # what an entry costs beside its text: the dict slot, the tuple, the key
 _cache: dict[int, tuple[Event, str]] = {}  # by id(event); the entry holds the event, so the
 _cache_lock = threading.Lock()             # id is not reused while the entry lives
 _cache_size = 0
@@ -53,10 +56,11 @@ def _remember(event: Event, text: str) -> None:
     global _cache_size
     with _cache_lock:
         replaced = _cache.pop(id(event), None)  # formatted twice at once, or a reused id
-        _cache_size += len(text) - (len(replaced[1]) if replaced else 0)
+        _cache_size += len(text) + ENTRY_BYTES - (len(replaced[1]) + ENTRY_BYTES
+                                                  if replaced else 0)
         _cache[id(event)] = (event, text)
         while _cache_size > CACHE_BYTES:
-            _cache_size -= len(_cache.pop(next(iter(_cache)))[1])
+            _cache_size -= len(_cache.pop(next(iter(_cache)))[1]) + ENTRY_BYTES
 
 
 class TooManyStreams(Exception):
