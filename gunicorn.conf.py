@@ -5,12 +5,15 @@ With the in-process store all tasks live in one process: exactly one worker then
 ``docs/deploy.md`` explains each variable; ``docs/configuration.md`` lists them.
 """
 
+import errno
 import gc
 import glob
 import os
 import shutil
+import socket
 import sys
 import tempfile
+from urllib.parse import urlsplit
 
 # The project, importable wherever gunicorn was started from.
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -71,10 +74,51 @@ def on_starting(server):
         sys.exit(f"error: the in-process store keeps tasks in one process, so gunicorn must run "
                  f"one worker (got {server.cfg.workers}); set WEB_CONCURRENCY=1 or configure "
                  f"SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
+    _refuse_a_busy_port(server)
     _prepare_metrics_dir(server)
     if settings.recipes is not None:
         # Workers inherit it at fork and record there the groups their recipes run in.
         group_records.install(group_records.GroupRecords.create())
+
+
+def _refuse_a_busy_port(server):
+    """Say in one line that the address is taken, where gunicorn would retry for 5 seconds
+    and then print five lines. Sockets handed over (a re-exec, systemd) are ours already."""
+    if (getattr(server, "LISTENERS", None) or "GUNICORN_FD" in os.environ
+            or "LISTEN_FDS" in os.environ or server.cfg.reuse_port):
+        return
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # a unix socket: gunicorn replaces a stale file itself
+        host, port = address[:2]
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                sys.exit(f"error: port {port} of {host} is in use by another program: stop it, "
+                         f"or listen on another port (OPS_BIND={host}:9000; with make dev: "
+                         f"PORT=9000 make dev)")
+        finally:
+            probe.close()
+
+
+def when_ready(server):
+    """One line that says where the service listens and with what."""
+    settings = Settings.from_env()
+    address = ", ".join(str(listener) for listener in server.LISTENERS) or bind
+    store = ("Supabase at " + (urlsplit(settings.supabase_url).hostname or "?")
+             if settings.uses_supabase else "in-process")
+    # The runners build_runners() makes, named without importing them into the master.
+    runners = [name for name, on in (("recipe", settings.recipes is not None),
+                                     ("llm", settings.uses_llm)) if on]
+    if settings.recipes is not None:
+        runners[0] += f" ({len(settings.recipes)} from {settings.recipes.path})"
+    if settings.dev_mode:  # it takes every task
+        runners = ["dev, for every task (DEV_LOCAL_LLM=1)"]
+    server.log.info("serving %s (dashboard at /ops/ui) · store: %s · runners: %s", address,
+                    store, ", ".join(runners) or "none")
 
 
 def _prepare_metrics_dir(server):

@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
         # Dev mode runs no recipe, but the same settings outside it would not start.
         log.warning("OPS_RECIPE_USER is not set: as root, outside dev mode, the server "
                     "refuses to start with recipes until it names an unprivileged user")
-    if settings.stream_secret_is_fallback:
+    if settings.stream_secret_is_fallback and not settings.dev_mode:  # dev mode: the norm
         log.warning("OPS_STREAM_SECRET is not set: stream tokens are signed with the admin "
                     "token; set OPS_STREAM_SECRET in production")
     metrics = Metrics()

@@ -116,9 +116,36 @@ class StoreContract:
         assert store.get_task(task.id).cancel_requested
         store.finish(task.id, TaskStatus.CANCELED, {"reason": "canceled by an admin"})
         final = store.get_task(task.id)
-        assert final.status == TaskStatus.CANCELED and not final.cancel_requested
+        assert final.status == TaskStatus.CANCELED and final.cancel_requested
         assert [e.kind for e in store.events_after(task.id, 0)] == [
             "created", "status", "canceled"]
+
+    def test_a_canceled_task_stays_cancel_requested(self, store):
+        """Canceled by an admin while running, or before it started: either way a cancel was
+        asked for, and the task says so for good; other endings do not."""
+        running = store.create_task("running", None, "dev")
+        store.mark_running(running.id)
+        store.request_cancel(running.id)
+        store.finish(running.id, TaskStatus.CANCELED, {"reason": "canceled by an admin"})
+        queued = store.create_task("queued", None, "dev")
+        answered = store.request_cancel(queued.id)
+        assert answered.status == TaskStatus.CANCELED and answered.cancel_requested
+        done = store.create_task("done", None, "dev")
+        store.mark_running(done.id)
+        store.finish(done.id, TaskStatus.DONE, {})
+        failed = store.create_task("failed", None, "dev")
+        store.mark_running(failed.id)
+        store.finish(failed.id, TaskStatus.FAILED, {"reason": "shutdown"})
+        for task in (store.get_task(running.id), store.get_task(queued.id)):
+            assert task.status == TaskStatus.CANCELED and task.cancel_requested
+            assert task.to_dict()["cancel_requested"] is True
+        assert not store.get_task(done.id).cancel_requested
+        assert not store.get_task(failed.id).cancel_requested
+        listed = {t.id: t.cancel_requested for t in store.list_tasks(10, None, None)}
+        assert listed == {running.id: True, queued.id: True, done.id: False, failed.id: False}
+        canceled = {t.id for t in store.list_tasks(10, TaskStatus.CANCELED, None)
+                    if t.cancel_requested}
+        assert canceled == {running.id, queued.id}
 
     def test_events_after_pages_in_order(self, store):
         task = store.create_task("t", None, "dev")

@@ -14,6 +14,7 @@ from tests.support.processes import ROOT
 BODIES = {("POST", "/ops/tasks"): {"title": "x"}, ("POST", "/ops/stream_tokens"): {"task_id": 1}}
 PUBLIC = {"/healthz", "/readyz",
           "/ops/ui", "/ops/ui/", "/ops/ui/static/<path:filename>",  # the dashboard: no data
+          "/", "/ops/",  # redirects to the dashboard
           "/ops/openapi.json"}  # the API's description: no secret in it
 
 

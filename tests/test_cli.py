@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta, timezone
 
+import click
 import pytest
 import requests
 from click.testing import CliRunner
 
 from app.cli import cli
+from app.cli.output import EventPrinter, task_table
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
 from tests.support.nginx import NginxServer
 from tests.support.processes import ROOT, free_port
+from tests.support.runners import recipe_user_env
 from tests.support.sse import DEV_KINDS, events
 
+RECIPES = str(ROOT / "tests" / "support" / "recipes.toml")
 SERVER_ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1",
-              "OPS_DEV_TICK_SECONDS": "0.2", "OPS_WORKERS": "1"}
+              "OPS_DEV_TICK_SECONDS": "0.2", "OPS_WORKERS": "1", "OPS_RECIPES": RECIPES}
+# What `ops follow` prints for a dev task, one line each: the status event says "running".
+FOLLOWED = ["created", "running", "tick", "tick", "tick", "tick", "done"]
 CLEAN_ENV = {k: v for k, v in os.environ.items()
              if not k.startswith(("OPS_", "SUPABASE_", "SETTINGS_", "DEV_LOCAL", "WEB_",
                                   "FORWARDED_"))}
@@ -56,14 +65,21 @@ def test_create_list_show_and_follow(server):
     assert (status, runner) == ("queued", "dev")
 
     listed = run("list", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
-    assert any(line.split()[0] == task_id and line.endswith("Deploy api")
-               for line in listed.output.splitlines())
+    header, *rows = listed.output.splitlines()
+    assert header.split() == ["ID", "STATUS", "RUNNER", "CREATED", "DURATION", "TITLE"]
+    assert any(line.split()[0] == task_id and line.endswith("Deploy api") for line in rows)
+    assert all(re.search(r"  (\d+[smhd] ago)  ", line) for line in rows), rows
     shown = run("show", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert '"body": "v2"' in shown.output
 
     followed = run("follow", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert followed.exit_code == 0
-    assert [line.split()[2] for line in followed.output.splitlines()] == DEV_KINDS
+    lines = followed.output.splitlines()
+    assert [line.split()[1] for line in lines] == FOLLOWED
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", line.split()[0]) for line in lines)
+    assert lines[0].endswith("created  runner dev") and lines[2].endswith("tick     n=1")
+    assert re.search(r"done     ticks=4 · after \d+\.\ds$", lines[-1])
+    assert "\x1b[" not in followed.output  # no colour outside a terminal
 
     # Resuming after the third event prints only what came after it.
     resumed = run("follow", task_id, "--last-event-id", "3", "--json", url=server.url,
@@ -83,7 +99,9 @@ def test_cancel_a_queued_and_a_running_task(server):
     assert answer in (f"{first} running (cancel requested)", f"{first} canceled")
     followed = run("follow", first, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert followed.exit_code == 1  # not done
-    assert followed.output.splitlines()[-1].split()[2] == "canceled"
+    assert followed.output.splitlines()[-1].split()[1:3] == ["canceled", "canceled"]
+    shown = run("show", first, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).output
+    assert '"cancel_requested": true' in shown  # and stays so once canceled
 
 
 @pytest.mark.live
@@ -102,11 +120,22 @@ def test_errors_say_what_is_wrong(server):
     wrong = run("list", url=server.url, SETTINGS_ADMIN_TOKEN="wrong")
     assert wrong.exit_code == 1 and "401 invalid admin token" in wrong.output
     missing = run("show", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
-    assert missing.exit_code == 1 and "404" in missing.output
+    assert missing.exit_code == 1 and missing.output == "Error: task 999999 not found\n"
+    unknown = run("follow", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert unknown.exit_code == 1 and unknown.output == "Error: task 999999 not found\n"
     no_token = run("list", url=server.url)
     assert no_token.exit_code == 2 and "SETTINGS_ADMIN_TOKEN is not set" in no_token.output
-    nobody = run("list", url=f"http://127.0.0.1:{free_port()}", SETTINGS_ADMIN_TOKEN=ADMIN)
-    assert nobody.exit_code == 1 and "cannot reach" in nobody.output
+
+
+def test_an_unreachable_server_is_one_line_at_once():
+    url = f"http://127.0.0.1:{free_port()}"
+    for command in (["list"], ["follow", "1"]):
+        started = time.monotonic()
+        nobody = run(*command, url=url, SETTINGS_ADMIN_TOKEN=ADMIN)
+        assert nobody.exit_code == 1
+        assert nobody.output.startswith(f"Error: cannot reach {url}: connection refused")
+        assert len(nobody.output.splitlines()) == 1 and "Max retries" not in nobody.output
+        assert time.monotonic() - started < 5  # follow does not retry a server never reached
 
 
 @pytest.mark.live
@@ -120,8 +149,56 @@ def test_follow_resumes_when_the_proxy_cuts_the_stream():
         task_id = run("create", "t", url=nginx.url, SETTINGS_ADMIN_TOKEN=ADMIN).output.split()[0]
         followed = flask("--url", nginx.url, "follow", task_id, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert followed.returncode == 0, followed.stderr
-    assert [line.split()[2] for line in followed.stdout.splitlines()] == DEV_KINDS  # no repeats
+    assert [line.split()[1] for line in followed.stdout.splitlines()] == FOLLOWED  # no repeats
     assert "stream interrupted" in followed.stderr and "resuming after event" in followed.stderr
+
+
+@pytest.mark.live
+def test_recipes_and_creating_a_recipe_task(server):
+    listed = run("recipes", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert listed.exit_code == 0, listed.output
+    assert re.search(r"^lines +COUNT lines on stdout and on stderr", listed.stdout, re.M)
+    assert re.search(r"^ +count +\(matches \[0-9\]\{1,5\}\)$", listed.stdout, re.M)
+    assert "--recipe" in listed.stderr  # how to run one
+
+    created = run("create", "Print", "--recipe", "lines", "--param", "count=2",
+                  "--param", "code=0", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert created.exit_code == 0, created.output
+    task_id = created.output.split()[0]
+    shown = run("show", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).output
+    assert '"recipe": "lines"' in shown and '"count": "2"' in shown
+    followed = run("follow", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert "created  runner dev · recipe lines count=2 code=0" in followed.output
+
+    wrong = run("create", "x", "--recipe", "lines", "--param", "count=many", "--param",
+                "code=0", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert wrong.exit_code == 1 and "422 parameter count does not match" in wrong.output
+    for bad, says in ((["--param", "count"], "'count' is not KEY=VALUE"),
+                      (["--param", "a=1", "--param", "a=2"], "a is given twice"),
+                      (["--param", "a=1"], "--param needs --recipe NAME")):
+        refused = run("create", "x", *(["--recipe", "lines"] if "needs" not in says else []),
+                      *bad, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+        assert refused.exit_code == 2 and says in refused.output, refused.output
+
+
+@pytest.mark.live
+def test_follow_prints_a_recipes_output_as_lines_stderr_to_stderr():
+    env = {"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_RECIPES": RECIPES, **recipe_user_env()}
+    with GunicornServer(env) as gunicorn:
+        bare = run("create", "no recipe", url=gunicorn.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+        assert bare.exit_code == 1
+        assert bare.output == ("Error: this server runs recipes only: name one with --recipe "
+                               "NAME (`ops recipes` lists them)\n")
+        followed = flask("--url", gunicorn.url, "create", "Print", "--recipe", "lines",
+                         "--param", "count=3", "--param", "code=2", "--follow",
+                         SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert followed.returncode == 1  # the task failed
+    assert followed.stderr == "err 0\nerr 1\nerr 2\n"
+    out = followed.stdout.splitlines()
+    assert out[0].split()[1:] == ["queued", "recipe"]
+    assert [line.split()[1] for line in out[1:3]] == ["created", "running"]
+    assert out[3:6] == ["out 0", "out 1", "out 2"]
+    assert re.search(r" failed   exit code 2 · 6 output lines · after \d+\.\ds$", out[-1])
 
 
 # -- commands that need no server ------------------------------------------------------------
@@ -163,3 +240,88 @@ def test_check_runs_even_when_the_app_cannot_load():
     assert broken.returncode == 1
     assert "SETTINGS_ADMIN_TOKEN is not set" in broken.stdout
     assert "Traceback" not in broken.stderr
+
+
+def test_check_on_a_recipes_only_configuration():
+    """No model server and no dev mode: every task names a recipe, which is no problem."""
+    checked = run("check", SETTINGS_ADMIN_TOKEN=ADMIN, OPS_RECIPES=RECIPES, **recipe_user_env())
+    assert checked.exit_code == 0, checked.output
+    assert "runners:        recipe\n" in checked.output
+    assert re.search(r"^recipes: +lines, gate, .* \(from .*recipes\.toml\)$", checked.output,
+                     re.M)
+    assert "every task must name a recipe" in checked.output and checked.output.endswith("ok\n")
+    real = flask("check", SETTINGS_ADMIN_TOKEN=ADMIN, OPS_RECIPES=RECIPES, **recipe_user_env())
+    assert real.returncode == 0 and "Traceback" not in real.stderr, real.stderr
+
+
+# -- what follow and list print ----------------------------------------------------------------
+
+def event(kind: str, data: dict, second: int = 0) -> dict:
+    return {"id": 1, "task_id": 7, "kind": kind, "data": data,
+            "created_at": f"2026-11-28T00:40:{second:02d}.000000Z"}
+
+
+def printed(events: list[dict], color: bool = False, **env: str):
+    @click.command()
+    def show():
+        printer = EventPrinter()
+        for e in events:
+            printer(e)
+    return CliRunner().invoke(show, color=color, env={"NO_COLOR": None, **env})
+
+
+def test_follow_prints_batched_output_as_lines_and_each_event_as_a_short_line():
+    result = printed([
+        event("created", {"body": None, "runner": "recipe", "recipe": "deploy",
+                          "params": {"ref": "v1"}}),
+        event("status", {"status": "running"}, 1),
+        event("log", {"stream": "stdout", "first_line": 1, "lines": ["a", "b"]}, 1),
+        event("log", {"stream": "stderr", "first_line": 3, "lines": ["oops"]}, 2),
+        event("log", {"stream": "stdout", "line": "one at a time"}, 2),
+        event("log_cut", {"after_line": 801, "lines_left_out": 1234,
+                          "bytes_left_out": 74040}, 3),
+        event("log", {"stream": "stdout", "first_line": 2036, "lines": ["tail"]}, 3),
+        event("failed", {"reason": "exit code 1", "exit_code": 1, "log": {"lines": 1240}}, 5),
+    ])
+    assert result.stderr == "oops\n"
+    lines = result.stdout.splitlines()
+    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in lines] == [
+        "created  runner recipe · recipe deploy ref=v1", "running", "a", "b", "one at a time",
+        "log_cut  [… 1,234 lines (74,040 bytes) left out: lines 802 to 2,035 …]", "tail",
+        "failed   exit code 1 · 1,240 output lines · after 4.0s"]
+    assert "\x1b[" not in result.output
+
+
+def test_a_models_text_comes_as_written_and_ends_its_line():
+    result = printed([event("text", {"text": "Hello, "}), event("text", {"text": "world"}),
+                      event("done", {"text": "Hello, world", "chars": 12, "model": "m"}, 1)])
+    first, last = result.stdout.splitlines()
+    assert first == "Hello, world" and last[9:] == "done     chars=12 model=m"
+
+
+def test_colour_only_for_a_terminal_and_never_with_no_color():
+    events = [event("status", {"status": "running"}), event("done", {"ticks": 4}, 1)]
+    assert "\x1b[32m" in printed(events, color=True).output  # done in green
+    assert "\x1b[" not in printed(events, color=False).output
+    assert "\x1b[" not in printed(events, color=True, NO_COLOR="1").output
+
+
+def test_the_task_table_aligns_columns_and_says_how_long_ago():
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+    def at(**ago) -> str:
+        return (now - timedelta(**ago)).isoformat().replace("+00:00", "Z")
+
+    tasks = [{"id": 12, "status": "running", "runner": "recipe", "created_at": at(seconds=42),
+              "started_at": at(seconds=40), "finished_at": None, "title": "Deploy api",
+              "cancel_requested": True},
+             {"id": 9, "status": "done", "runner": "dev", "created_at": at(hours=3),
+              "started_at": at(hours=3), "finished_at": at(hours=3, seconds=-2),
+              "title": "Build", "cancel_requested": False},
+             {"id": 3, "status": "queued", "runner": "llm", "created_at": at(days=2),
+              "started_at": None, "finished_at": None, "title": "Ask"}]
+    assert [click.unstyle(line) for line in task_table(tasks, now)] == [
+        "ID  STATUS               RUNNER  CREATED  DURATION  TITLE",
+        "12  running (canceling)  recipe  42s ago  40.0s     Deploy api",
+        " 9  done                 dev     3h ago   2.0s      Build",
+        " 3  queued               llm     2d ago   -         Ask"]

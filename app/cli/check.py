@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..config import ConfigError, ServerSettings, Settings
-from ..executor import NoRunner, build_runners, choose_runner
+from ..executor import NoRunner, TaskRejected, build_runners, choose_runner
 
 
 def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None]) -> int:
@@ -38,10 +38,17 @@ def report(environ: Mapping[str, str], connect: bool, echo: Callable[[str], None
 
     runners = build_runners(settings)
     echo(f"runners:        {', '.join(sorted(runners)) or 'none'}")
+    if settings.recipes is not None:
+        names = ", ".join(recipe.name for recipe in settings.recipes.recipes) or "none"
+        echo(f"recipes:        {names} (from {settings.recipes.path})")
     try:
         choose_runner(settings, runners, {})
     except NoRunner as error:
         problems.append(str(error))
+    except TaskRejected:
+        # Recipes and no model server: a working set-up, where every task names a recipe.
+        notes.append("every task must name a recipe (`ops create TITLE --recipe NAME`); set "
+                     "OPS_LLM_BASE_URL and OPS_LLM_MODEL to also run tasks without one")
 
     if settings.stream_secret_is_fallback:
         echo("stream tokens:  signed with the admin token")

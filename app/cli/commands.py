@@ -1,11 +1,12 @@
 """``flask --app wsgi ops ...``: what an operator does at a terminal.
 
-The task commands (create, list, show, follow, cancel, token) call the HTTP API of a running
-server: ``--url`` (or ``OPS_URL``; default ``http://127.0.0.1:8080``) with the admin token from
-``SETTINGS_ADMIN_TOKEN``. That is the only way that works with the in-process store (its tasks
-live inside the server) and the way to reach a server on another host; ``follow`` resumes
-with ``Last-Event-ID`` when the connection drops, as a browser would. ``migrations`` and
-``check`` read local files and the environment and need no server.
+The task commands (create, list, show, follow, cancel, token, recipes) call the HTTP API of a
+running server: ``--url`` (or ``OPS_URL``; default ``http://127.0.0.1:8080``) with the admin
+token from ``SETTINGS_ADMIN_TOKEN``. That is the only way that works with the in-process store
+(its tasks live inside the server) and the way to reach a server on another host; ``follow``
+resumes with ``Last-Event-ID`` when the connection drops, as a browser would. ``migrations``
+and ``check`` read local files and the environment and need no server. What they print for a
+person is :mod:`.output`; :mod:`.client` calls the server and words its failures.
 
 The group is also a ``flask.commands`` entry point (setup.cfg), so ``ops check`` still runs
 when the configuration is too broken for the app to load.
@@ -24,56 +25,12 @@ import requests
 from ..config import CliSettings, declarations
 from ..store.base import TERMINAL_KINDS
 from ..stream.reader import read_messages
+from .client import AnswerError, Api, Unreachable, why
+from .output import EventPrinter, echo, recipe_lines, task_table
 
 DEFAULT_URL = declarations(CliSettings)["url"].default
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
 STREAM_READ_TIMEOUT = 75.0  # several heartbeats (15 s by default) must fit in it
-
-
-class AnswerError(click.ClickException):
-    """The server answered with an error status."""
-
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
-        self.status = status
-
-
-class Api:
-    """The admin API of a running server."""
-
-    def __init__(self, url: str, token: str | None, timeout: float = 10.0):
-        self.url = url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self.session = requests.Session()
-
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        response = self.send(method, path, timeout=self.timeout, **kwargs)
-        return response.json()
-
-    def send(self, method: str, path: str, **kwargs) -> requests.Response:
-        """The answer, or a ClickException that says what went wrong."""
-        if not self.token:
-            raise click.UsageError("SETTINGS_ADMIN_TOKEN is not set: export the admin token of "
-                                   "the server to call")
-        headers = {"X-Admin-Token": self.token, **kwargs.pop("headers", {})}
-        try:
-            response = self.session.request(method, self.url + path, headers=headers, **kwargs)
-        except requests.RequestException as error:
-            raise click.ClickException(f"cannot reach {self.url}: {type(error).__name__}: "
-                                       f"{error}") from None
-        if response.status_code >= 400:
-            response.close()
-            raise AnswerError(f"{method} {path}: {response.status_code} {_error_of(response)}",
-                              response.status_code)
-        return response
-
-
-def _error_of(response: requests.Response) -> str:
-    try:
-        return str(response.json().get("error", ""))
-    except ValueError:
-        return response.text[:200]
 
 
 pass_api = click.make_pass_decorator(Api)
@@ -89,19 +46,45 @@ def cli(ctx: click.Context, url: str) -> None:
     ctx.obj = Api(url, os.environ.get("SETTINGS_ADMIN_TOKEN", "").strip() or None)
 
 
+def _params(ctx, option, values: tuple[str, ...]) -> dict[str, str]:
+    """``--param key=value`` options as a dict; each key once."""
+    params: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx, option)
+        if key in params:
+            raise click.BadParameter(f"{key} is given twice", ctx, option)
+        params[key] = text
+    return params
+
+
 @cli.command()
 @click.argument("title")
 @click.option("--body", help="Notes for the task.")
+@click.option("--recipe", metavar="NAME", help="Run this command recipe (see `ops recipes`).")
+@click.option("--param", "params", metavar="KEY=VALUE", multiple=True, callback=_params,
+              help="A parameter of the recipe; repeat for each.")
 @click.option("--follow", "then_follow", is_flag=True, help="Then follow its events.")
 @pass_api
 @click.pass_context
-def create(ctx: click.Context, api: Api, title: str, body: str | None, then_follow: bool) -> None:
-    """Create a task; print its id and status."""
-    payload = {"title": title, **({"body": body} if body is not None else {})}
-    task = api.call("POST", "/ops/tasks", json=payload)
+def create(ctx: click.Context, api: Api, title: str, body: str | None, recipe: str | None,
+           params: dict[str, str], then_follow: bool) -> None:
+    """Create a task; print its id, status and runner."""
+    if params and recipe is None:
+        raise click.UsageError("--param needs --recipe NAME (`ops recipes` lists them)")
+    payload = {"title": title, **({"body": body} if body is not None else {}),
+               **({"recipe": recipe, "params": params} if recipe is not None else {})}
+    try:
+        task = api.call("POST", "/ops/tasks", json=payload)
+    except AnswerError as error:
+        if recipe is None and "recipes only" in error.message:
+            error.message = ("this server runs recipes only: name one with --recipe NAME "
+                             "(`ops recipes` lists them)")
+        raise
     click.echo(f"{task['id']} {task['status']} {task.get('runner') or '-'}")
     if then_follow:
-        ctx.exit(_exit_code(follow_events(api, task["id"], 0, retries=10, echo=_echo_event)))
+        ctx.exit(_exit_code(follow_events(api, task["id"], 0, retries=10, on_event=EventPrinter())))
 
 
 @cli.command("list")
@@ -109,14 +92,35 @@ def create(ctx: click.Context, api: Api, title: str, body: str | None, then_foll
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @pass_api
 def list_tasks(api: Api, status: str | None, limit: int) -> None:
-    """List the newest tasks."""
+    """List the newest tasks: id, status, runner, age, duration, title."""
     params = {"limit": limit, **({"status": status} if status else {})}
     tasks = api.call("GET", "/ops/tasks", params=params)["tasks"]
-    for task in tasks:
-        click.echo(f"{task['id']:>6}  {task['status']:<8}  {task.get('runner') or '-':<8}  "
-                   f"{task['created_at']}  {task['title']}")
     if not tasks:
-        click.echo("no tasks", err=True)
+        click.echo("no tasks" + (f" with status {status}" if status else ""), err=True)
+        return
+    for line in task_table(tasks):
+        echo(line)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@pass_api
+def recipes(api: Api, as_json: bool) -> None:
+    """List the command recipes the server runs, with their parameters."""
+    answer = api.call("GET", "/ops/recipes")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    if not answer["recipes"]:
+        click.echo("the server has no recipes" + ("" if answer.get("configured") else
+                   " (OPS_RECIPES is not set there)"), err=True)
+        return
+    for line in recipe_lines(answer["recipes"]):
+        echo(line)
+    first = answer["recipes"][-1]
+    example = " ".join(f"--param {p['name']}=..." for p in first.get("params") or [])
+    click.echo(f"\nrun one: flask --app wsgi ops create TITLE --recipe {first['name']} "
+               f"{example}".rstrip(), err=True)
 
 
 @cli.command()
@@ -139,9 +143,10 @@ def show(api: Api, task_id: int) -> None:
 def follow(ctx, api: Api, task_id: int, last_event_id: int, retries: int, as_json: bool) -> None:
     """Print a task's events as they happen, until it ends.
 
-    Exits 0 when the task is done, 1 when it failed or was canceled."""
-    echo = (lambda event: click.echo(json.dumps(event))) if as_json else _echo_event
-    ctx.exit(_exit_code(follow_events(api, task_id, last_event_id, retries, echo)))
+    The task's output comes as its command wrote it (stderr's lines on stderr); the rest as
+    one short line each. Exits 0 when the task is done, 1 when it failed or was canceled."""
+    printer = (lambda event: click.echo(json.dumps(event))) if as_json else EventPrinter()
+    ctx.exit(_exit_code(follow_events(api, task_id, last_event_id, retries, printer)))
 
 
 @cli.command()
@@ -150,7 +155,8 @@ def follow(ctx, api: Api, task_id: int, last_event_id: int, retries: int, as_jso
 def cancel(api: Api, task_id: int) -> None:
     """Cancel a task (a running one stops at its next checkpoint)."""
     task = api.call("POST", f"/ops/tasks/{task_id}/cancel")
-    state = task["status"] + (" (cancel requested)" if task.get("cancel_requested") else "")
+    stopping = task.get("cancel_requested") and task["status"] == "running"
+    state = task["status"] + (" (cancel requested)" if stopping else "")
     click.echo(f"{task['id']} {state}")
 
 
@@ -193,9 +199,12 @@ def check(connect: bool) -> None:
 
 # -- following a stream -----------------------------------------------------------------------
 
-def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> str:
-    """Pass each event to ``echo`` until the terminal one, whose kind is returned."""
-    failures, delay = 0, 3.0
+def follow_events(api: Api, task_id: int, last_id: int, retries: int, on_event) -> str:
+    """Pass each event to ``on_event`` until the terminal one, whose kind is returned.
+
+    A server that cannot be reached at all is an error at once; a stream that breaks once
+    open is resumed."""
+    failures, delay, connected = 0, 3.0, False
     while True:
         headers = {"Accept": "text/event-stream"}
         if last_id:
@@ -204,6 +213,7 @@ def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> s
         try:
             with api.send("GET", f"/ops/tasks/{task_id}/stream", headers=headers, stream=True,
                           timeout=(api.timeout, STREAM_READ_TIMEOUT)) as response:
+                connected = True
                 for message in read_messages(response.iter_lines()):
                     if message.retry is not None:
                         delay = message.retry / 1000
@@ -211,30 +221,24 @@ def follow_events(api: Api, task_id: int, last_id: int, retries: int, echo) -> s
                         continue
                     event = json.loads(message.data)
                     last_id, failures = event["id"], 0
-                    echo(event)
+                    on_event(event)
                     if event["kind"] in TERMINAL_KINDS:
                         return event["kind"]
         except AnswerError as error:
             if error.status < 500:
                 raise  # no such task, bad token: trying again will not help
             reason = error.message
+        except Unreachable as error:
+            if not connected:
+                raise
+            reason = error.message
         except requests.RequestException as error:
-            reason = f"{type(error).__name__}"
+            reason = why(error)
         failures += 1
         if failures > retries:
             raise click.ClickException(f"gave up after {retries} reconnection(s): {reason}")
         click.echo(f"stream interrupted ({reason}); resuming after event {last_id}", err=True)
         time.sleep(delay)
-
-
-def _echo_event(event: dict) -> None:
-    if event["kind"] == "log":  # the command's output as it printed it
-        data = event.get("data", {})
-        for line in data.get("lines", ()):
-            click.echo(line, err=data.get("stream") == "stderr")
-        return
-    data = json.dumps(event.get("data", {}), ensure_ascii=False)
-    click.echo(f"{event['created_at']}  {event['id']:>6}  {event['kind']:<8}  {data}")
 
 
 def _exit_code(kind: str) -> int:

@@ -1,5 +1,6 @@
-"""The HTTP layer: one blueprint per resource under ``/ops``, all admin-gated but ``/ops/ui`` and
-``/ops/openapi.json``; the one error map, request logs, security headers, ``/metrics``."""
+"""The HTTP layer: one blueprint per resource under ``/ops``, all admin-gated but ``/ops/ui``
+(and ``/``, ``/ops/``, which lead to it) and ``/ops/openapi.json``; the one error map, request
+logs, security headers, ``/metrics``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def init_app(app: Flask, settings, metrics) -> None:
 
     app.url_map.converters["task_id"] = TaskIdConverter
     for blueprint in (tasks.bp, task_log_bp, stream.bp, health.bp, recipes.bp, openapi.bp,
-                      ui.bp):
+                      ui.bp, ui.home):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     security.init_app(app, settings.cors_origins)

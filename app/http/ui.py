@@ -1,4 +1,4 @@
-"""``/ops/ui``: the dashboard page and its static files.
+"""``/ops/ui``: the dashboard page and its static files; ``/`` and ``/ops/`` lead to it.
 
 The page itself holds no data and needs no auth: the admin pastes the token into it, and its
 scripts send the token only as the ``X-Admin-Token`` header of ``fetch`` calls to the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -28,3 +28,14 @@ def dashboard():
         render_template("dashboard.html", api_root=f"{request.script_root}/ops"))
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+# Someone who opens the server's address in a browser is looking for the dashboard.
+home = Blueprint("home", __name__)
+
+
+@home.get("/")
+@home.get("/ops/")
+def to_dashboard():
+    """A redirect to the dashboard (public, as the page itself)."""
+    return redirect(url_for("ui.dashboard").rstrip("/"), 302)  # /ops/ui, not /ops/ui/

@@ -137,7 +137,14 @@ class Task:
                 if event.kind != TaskStatus.DONE:
                     fields["error"] = event.data.get("reason")
         return cls(id=task_id, title=title, status=status, created_at=created_at,
-                   cancel_requested=cancel_requested and not status.is_terminal, **fields)
+                   cancel_requested=cancel_stays_requested(status, cancel_requested), **fields)
+
+
+def cancel_stays_requested(status: TaskStatus, requested: bool) -> bool:
+    """``cancel_requested`` as the API shows it: a flag on a task that has not ended, and true
+    for good once it ended ``canceled`` (a cancel ended it, queued or running). Whether a cancel
+    came too late for a task that ended otherwise is not kept: the stored row cannot say."""
+    return status == TaskStatus.CANCELED or (requested and not status.is_terminal)
 
 
 LIFECYCLE_KINDS = ("created", "status", *sorted(TERMINAL_KINDS))

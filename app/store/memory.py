@@ -26,7 +26,16 @@ from datetime import datetime, timezone
 from sys import getsizeof
 from typing import Any
 
-from .base import TERMINAL_KINDS, Event, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore
+from .base import (
+    TERMINAL_KINDS,
+    Event,
+    Task,
+    TaskFinished,
+    TaskNotFound,
+    TaskStatus,
+    TaskStore,
+    cancel_stays_requested,
+)
 from .ordered import OrderedIds
 
 log = logging.getLogger(__name__)
@@ -238,7 +247,7 @@ class MemoryStore(TaskStore):
         record.task = dataclasses.replace(
             record.task, status=status, finished_at=event.created_at,
             error=None if status == TaskStatus.DONE else data.get("reason"),
-            cancel_requested=False)
+            cancel_requested=cancel_stays_requested(status, False))
         return event
 
     def _move(self, task_id: int, old: TaskStatus, new: TaskStatus) -> None:
