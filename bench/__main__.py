@@ -119,56 +119,46 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
         scale = creation.QUICK if args.quick else creation.FULL
         report.settings["Task creation"] = creation.describe(scale)
         say("creation: wrk against POST /ops/tasks and /healthz")
-        try:
-            pairs = creation.run(scale, logdir)
-        except Exception as error:
-            say(f"creation failed: {error}")
-            report.not_measured["Task creation"] = f"the run failed: {str(error)[:500]}"
-            pairs = []
+        pairs = measured(report, "Task creation", lambda: creation.run(scale, logdir))
         report.runs["creation"] = [rounded(pair) for pair in pairs]
         report.rows += creation.rows(median_of_runs(pairs), scale)
     if "listing" in chosen:
         scale = listing.QUICK if args.quick else listing.FULL
         report.settings["Task list"] = listing.describe(scale)
-        try:
-            results = listing.run(scale)
-        except Exception as error:
-            say(f"listing failed: {error}")
-            report.not_measured["Task list"] = f"the run failed: {str(error)[:500]}"
-            results = []
+        results = measured(report, "Task list", lambda: listing.run(scale))
         report.runs["listing"] = [rounded(result) for result in results]
         report.rows += listing.rows(median_of_runs(results), scale)
     if "supabase" in chosen:
         scale = supabase.QUICK if args.quick else supabase.FULL
         report.settings["Supabase path"] = supabase.describe(scale)
-        rounds, reason = [], supabase.missing()
-        if reason is None:
-            try:
-                rounds = supabase.run(scale, logdir, runs)
-            except Exception as error:
-                say(f"supabase failed: {error}")
-                reason = f"the run failed: {str(error)[:500]}"
-        if reason is not None:
-            report.not_measured["Supabase path"] = reason
+        rounds = measured(report, "Supabase path", lambda: supabase.run(scale, logdir, runs),
+                          supabase.missing())
         report.runs["supabase"] = [rounded(results) for results in rounds]
         report.rows += supabase.rows(median_of_runs(rounds), scale)
     if "logflood" in chosen:
         scale = logflood.QUICK if args.quick else logflood.FULL
         report.settings["Log flood"] = logflood.describe(scale)
-        rounds, reason = [], logflood.missing()
-        if reason is None:
-            try:
-                # One round unless --runs says otherwise: each flood is 100,000 lines or
-                # more (its figures are medians over every line), and the Supabase baseline,
-                # one insert per line, takes minutes.
-                rounds = logflood.run(scale, logdir, args.runs or 1)
-            except Exception as error:
-                say(f"logflood failed: {error}")
-                reason = f"the run failed: {str(error)[:500]}"
-        if reason is not None:
-            report.not_measured["Log flood"] = reason
+        # One round unless --runs says otherwise: each flood is 100,000 lines or more (its
+        # figures are medians over every line), and the Supabase baseline, one insert per
+        # line, takes minutes.
+        rounds = measured(report, "Log flood",
+                          lambda: logflood.run(scale, logdir, args.runs or 1),
+                          logflood.missing())
         report.runs["logflood"] = [rounded(results) for results in rounds]
         report.rows += logflood.rows(median_of_runs(rounds), scale)
+
+
+def measured(report: reporting.Report, name: str, run, reason: str | None = None) -> list:
+    """What ``run()`` returns, or nothing: a ``reason`` given, or the run's failure, goes to the
+    report's "Not measured" section under ``name``."""
+    if reason is None:
+        try:
+            return run()
+        except Exception as error:
+            say(f"{name} failed: {error}")
+            reason = f"the run failed: {str(error)[:500]}"
+    report.not_measured[name] = reason
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,3 +82,34 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped and session.exitstatus == 0:
         reporter.write_line(f"CI=true: {len(skipped)} test(s) skipped; failing the run", red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, one per test module."""
+    from tests.support.browser import chromium
+
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def open_dashboard(browser):
+    """``open_dashboard(server, viewport=DESKTOP, token=None)``: a new tab on the server's
+    dashboard, signed in when ``token`` is given; every tab is closed after the test."""
+    from tests.support.browser import DESKTOP, Dashboard
+
+    tabs = []
+
+    def open_tab(server, viewport=DESKTOP, token=None):
+        tab = Dashboard(browser, server.url, viewport)
+        tabs.append(tab)
+        tab.open()
+        if token is not None:
+            tab.sign_in(token)
+            tab.signed_in()
+        return tab
+
+    yield open_tab
+    for tab in tabs:
+        tab.close()

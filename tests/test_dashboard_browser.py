@@ -13,7 +13,7 @@ import os
 import pytest
 
 from tests.support.api import ADMIN, SECRET
-from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY, Dashboard, chromium
+from tests.support.browser import DESKTOP, LOG_AT_BOTTOM, TOKEN_KEY
 from tests.support.browser import screenshot as save_screenshot
 from tests.support.live import GunicornServer
 from tests.support.processes import ROOT, wait_until
@@ -41,27 +41,6 @@ def quick_server():
 def slow_server():
     with dev_server(1.5, OPS_STREAM_TOKEN_TTL="2") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def open_dashboard(browser):
-    """``open_dashboard(server, viewport)``: a new tab on the server's dashboard."""
-    tabs = []
-
-    def open_tab(server, viewport=DESKTOP) -> Dashboard:
-        tab = Dashboard(browser, server.url, viewport)
-        tabs.append(tab)
-        return tab.open()
-
-    yield open_tab
-    for tab in tabs:
-        tab.close()
 
 
 def api(server, method: str, path: str, **kwargs):

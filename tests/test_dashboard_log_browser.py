@@ -19,7 +19,6 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.store import MemoryStore
 from tests.support.api import ADMIN, make_settings
-from tests.support.browser import Dashboard, chromium
 from tests.support.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
@@ -85,17 +84,9 @@ def server():
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
-def tab(server, browser):
-    tab = Dashboard(browser, server.url)
-    yield tab.open()
-    tab.close()
+def tab(server, open_dashboard):
+    return open_dashboard(server)
 
 
 def big_task(store) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.api import ADMIN, SECRET
-from tests.support.browser import Dashboard, chromium, screenshot
+from tests.support.browser import Dashboard, screenshot
 from tests.support.fake_llm import FakeLLM, answer_text
 from tests.support.live import GunicornServer
 from tests.support.runners import HERE, recipe_user_env
@@ -33,30 +33,6 @@ def model_server():
         yield running
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def open_dashboard(browser):
-    """``open_dashboard(server)``: a new tab on the server's dashboard, signed in."""
-    tabs = []
-
-    def open_tab(running) -> Dashboard:
-        tab = Dashboard(browser, running.url)
-        tabs.append(tab)
-        tab.open()
-        tab.sign_in(ADMIN)
-        tab.signed_in()
-        return tab
-
-    yield open_tab
-    for tab in tabs:
-        tab.close()
-
-
 def options(tab: Dashboard) -> list[list[str]]:
     return tab.page.eval_on_selector_all("#task-recipe option",
                                          "opts => opts.map(o => [o.value, o.textContent])")
@@ -69,7 +45,7 @@ def details(tab: Dashboard) -> dict[str, str]:
 
 
 def test_a_model_task_shows_its_answer_as_text(model_server, open_dashboard, tmp_path):
-    tab = open_dashboard(model_server)
+    tab = open_dashboard(model_server, token=ADMIN)
     tab.page.wait_for_selector("#recipe-fields", state="visible")
     assert options(tab)[0] == ["", "The model (no recipe)"]
     assert tab.text("#runner-note").startswith("The model answers this task: the title and notes")
@@ -99,7 +75,7 @@ def test_a_model_task_shows_its_answer_as_text(model_server, open_dashboard, tmp
 
 def test_a_recipe_task_shows_labelled_results_and_marked_stderr(model_server, open_dashboard,
                                                                 tmp_path):
-    tab = open_dashboard(model_server)
+    tab = open_dashboard(model_server, token=ADMIN)
     tab.page.select_option("#task-recipe", "lines")
     assert tab.text("#runner-note") == ("The server runs the command python3 recipe_child.py "
                                         "lines <count> <code> (recipe lines).")
@@ -147,7 +123,7 @@ def test_a_recipe_task_shows_labelled_results_and_marked_stderr(model_server, op
 
 def test_a_recipes_only_server_offers_recipes_only(open_dashboard):
     with server() as recipes_only:
-        tab = open_dashboard(recipes_only)
+        tab = open_dashboard(recipes_only, token=ADMIN)
         tab.page.wait_for_selector("#recipe-fields", state="visible")
         assert options(tab) == [["lines", "Recipe: lines"], ["sleep", "Recipe: sleep"]]
         assert tab.text("#runner-note").startswith(
@@ -158,7 +134,7 @@ def test_a_recipes_only_server_offers_recipes_only(open_dashboard):
 
 
 def test_a_server_with_no_runner_says_it_cannot_run_tasks(model_server, open_dashboard):
-    tab = open_dashboard(model_server)
+    tab = open_dashboard(model_server, token=ADMIN)
     tab.page.route(lambda url: url.endswith("/ops/recipes"), lambda route: route.fulfill(json={
         "configured": False, "recipes": [], "dev_mode": False, "default_runner": None}))
     tab.page.reload()
@@ -171,7 +147,7 @@ def test_a_server_with_no_runner_says_it_cannot_run_tasks(model_server, open_das
 
 def test_dev_mode_says_the_dev_runner_runs_every_task(open_dashboard):
     with server(DEV_LOCAL_LLM="1", OPS_DEV_TICK_SECONDS="0.1") as dev:
-        tab = open_dashboard(dev)
+        tab = open_dashboard(dev, token=ADMIN)
         tab.page.wait_for_selector("#runner-note", state="visible")
         assert tab.page.is_hidden("#recipe-fields")  # no recipe would run: none is offered
         assert tab.text("#runner-note") == (

@@ -132,13 +132,17 @@ class TaskWriter:
         if running:
             owned.running = True
         with owned.lock:
-            with self._lock:
-                if self._pending >= self.max_pending:
-                    self._log_full()
-                    raise StoreUnavailable(
-                        f"Supabase is unreachable and {self._pending} events are waiting to be "
-                        f"written (OPS_SUPABASE_OUTBOX_EVENTS={self.max_pending})")
+            self._refuse_when_full()
             return self._send(task_id, owned, _Op(kind, data))
+
+    def _refuse_when_full(self) -> None:
+        """StoreUnavailable when the outbox holds its maximum of events waiting."""
+        with self._lock:
+            if self._pending >= self.max_pending:
+                self._log_full()
+                raise StoreUnavailable(
+                    f"Supabase is unreachable and {self._pending} events are waiting to be "
+                    f"written (OPS_SUPABASE_OUTBOX_EVENTS={self.max_pending})")
 
     def append_many(self, task_id: int, events: list[tuple[str, dict[str, Any]]]
                     ) -> list[Event]:
@@ -149,12 +153,7 @@ class TaskWriter:
         owned = self.own(task_id)
         ops = [_Op(kind, data) for kind, data in events]
         with owned.lock:
-            with self._lock:
-                if self._pending >= self.max_pending:
-                    self._log_full()
-                    raise StoreUnavailable(
-                        f"Supabase is unreachable and {self._pending} events are waiting to be "
-                        f"written (OPS_SUPABASE_OUTBOX_EVENTS={self.max_pending})")
+            self._refuse_when_full()
             if owned.pending or self._clock() < self._down_until:
                 for op in ops:
                     self._enqueue(owned, op)
