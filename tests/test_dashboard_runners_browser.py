@@ -97,7 +97,7 @@ def test_a_recipe_task_shows_labelled_results_and_marked_stderr(model_server, op
     tab.page.click("#create-button")
     tab.page.wait_for_selector("#task-details .badge-done")
     tab.wait_for_event("done")
-    assert tab.log()[-1]["text"] == "finished · Exit code 0 · Lines 6"
+    assert tab.log()[-1]["text"] == "finished · Exit code 0 · Lines 6 · Bytes 36"
     shown = details(tab)
     assert shown["Recipe"] == "lines" and shown["Parameters"] == "count = 3\ncode = 0"
     assert shown["Runner"].startswith("Recipe runner")
@@ -116,7 +116,7 @@ def test_a_recipe_task_shows_labelled_results_and_marked_stderr(model_server, op
     tab.page.click("#create-button")
     tab.page.wait_for_selector("#task-details .badge-failed")
     tab.wait_for_event("failed")
-    assert tab.log()[-1]["text"] == "failed: exit code 3 · Exit code 3 · Lines 2"
+    assert tab.log()[-1]["text"] == "failed: exit code 3 · Exit code 3 · Lines 2 · Bytes 12"
     assert details(tab)["Reason"] == "exit code 3"
     tab.assert_clean(ADMIN)
 
