@@ -105,15 +105,16 @@ def test_every_answer_with_the_admin_token_matches_the_description(server, tmp_p
                                             *CHECKS)
     assert code == 0, output[-15000:]
     # All but the one that serves the description, which schemathesis reads and leaves out.
-    assert report["operations"]["tested"] == len(operations()) - 1 == 13, output
+    assert report["operations"]["tested"] == len(operations()) - 1 == 15, output
     assert report["test_cases"]["generated"] > 13 * EXAMPLES, report["test_cases"]
     assert ADMIN not in output  # schemathesis prints [Filtered]; nor did the server echo it
 
     during = answers(server) - before
     assert not [key for key in during if key[2] >= 500], during
     # Each operation was reached past its checks at least once: not only 4xx were fuzzed.
-    # (A cancel's 409 counts: dev tasks end within 50 ms, so most cancels find them ended.)
-    succeeded = {(m, r) for m, r, status in during if 200 <= status < 300 or status == 409}
+    # (A cancel's 409 counts: dev tasks end within 50 ms, so most cancels find them ended;
+    # so does the 302 of the routes that lead to the dashboard.)
+    succeeded = {(m, r) for m, r, status in during if 200 <= status < 400 or status == 409}
     for method, path, _ in operations():
         assert (method, path) in succeeded, (method, path, during)
     assert "Traceback" not in server.log(), server.log()[-5000:]
