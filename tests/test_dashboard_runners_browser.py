@@ -40,8 +40,8 @@ def options(tab: Dashboard) -> list[list[str]]:
 
 def details(tab: Dashboard) -> dict[str, str]:
     """The task's details as shown: label → text."""
-    return dict(tab.page.eval_on_selector_all("#task-details dt", """labels => labels.map(dt =>
-        [dt.textContent, dt.nextElementSibling.innerText])"""))
+    return dict(tab.page.eval_on_selector_all("#task-details > dt", """labels => labels.map(dt =>
+        [dt.textContent, dt.nextElementSibling?.innerText ?? ""])"""))
 
 
 def test_a_model_task_shows_its_answer_as_text(model_server, open_dashboard, tmp_path):
@@ -155,6 +155,7 @@ def test_dev_mode_says_the_dev_runner_runs_every_task(open_dashboard):
             "then finishes. The server's 2 recipes run only outside dev mode.")
         tab.create("Rehearse a deploy")
         tab.wait_for_event("done")
+        tab.page.wait_for_selector("#task-details .badge-done")  # the details read it done
         assert details(tab)["Runner"].startswith("Dev runner (dev mode's stand-in")
         assert tab.log()[-1]["text"] == "finished · Ticks 4"
         tab.assert_clean(ADMIN)

@@ -15,7 +15,10 @@ const $ = (id) => document.getElementById(id);
 const api = new Api(document.body.dataset.apiRoot || "/ops");
 const dashboard = $("dashboard");
 const list = new TaskList(api, dashboard);
-const view = new TaskView(api, dashboard, { onTaskChanged: () => list.load() });
+const view = new TaskView(api, dashboard, {
+  onTaskChanged: () => list.load(),
+  onTaskShown: (task) => list.update(task),
+});
 const form = new CreateForm(api, dashboard, {
   onCreated: (task) => {
     list.firstPage();

@@ -5,6 +5,8 @@ import { durationElement, observeStamps } from "./clock.js";
 import { ACTIVE, badge, el, formatTime, showMessage } from "./format.js";
 
 const REFRESH_MS = 2_000;
+// How far along a task is: a read of a later stage is the newer one.
+const STAGE = { queued: 0, running: 1, done: 2, failed: 2, canceled: 2 };
 
 export class TaskList {
   constructor(api, root) {
@@ -100,7 +102,7 @@ export class TaskList {
 
   render(tasks) {
     observeStamps(...tasks.flatMap((task) => [task.created_at, task.started_at, task.finished_at]));
-    this.list.replaceChildren(...tasks.map((task) => this.row(task)));
+    this.list.replaceChildren(...tasks.map((task) => this.row(this.fresher(task))));
     this.empty.hidden = tasks.length > 0;
     this.newer.disabled = this.page === 0;
     this.older.disabled = this.nextCursor === null;
@@ -122,6 +124,21 @@ export class TaskList {
       el("time", { datetime: task.created_at, text: formatTime(task.created_at) }),
       " · ", durationElement(task)));
     return el("li", {}, link);
+  }
+
+  /** Show `task` (the open task, just read) in its row at once: the list and the details
+   *  then show one state, and one duration. A list read older than it does not undo it. */
+  update(task) {
+    this.open = task;
+    const link = this.list.querySelector(`.task-row[data-task-id="${task.id}"]`);
+    if (link) link.parentElement.replaceWith(this.row(task));
+  }
+
+  /** `task` as listed, or the open task's own read of it when that one is further on. */
+  fresher(task) {
+    const open = this.open;
+    if (open?.id !== task.id || STAGE[open.status] <= STAGE[task.status]) return task;
+    return open;
   }
 
   /** Mark the open task in the list. */

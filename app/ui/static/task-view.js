@@ -20,10 +20,12 @@ const STREAM_STATES = {
 };
 
 export class TaskView {
-  /** @param {{onTaskChanged: Function}} hooks onTaskChanged() when the task's status moves */
-  constructor(api, root, { onTaskChanged }) {
+  /** @param {{onTaskChanged: Function, onTaskShown: Function}} hooks onTaskChanged() when the
+   *  task's status moves; onTaskShown(task) each time the details show a fresh read of it */
+  constructor(api, root, { onTaskChanged, onTaskShown = () => {} }) {
     this.api = api;
     this.onTaskChanged = onTaskChanged;
+    this.onTaskShown = onTaskShown;
     this.view = root.querySelector("#task-view");
     this.body = root.querySelector("#task-body");
     this.placeholder = root.querySelector("#no-task");
@@ -121,6 +123,7 @@ export class TaskView {
     observeStamps(task.created_at, task.started_at, task.finished_at);
     this.heading.textContent = `Task #${task.id}: ${task.title}`;
     this.details.replaceChildren(...detailNodes(task));
+    this.onTaskShown(task); // the list's row shows the same read at the same moment
     this.cancelButton.disabled = TERMINAL.has(task.status) || task.cancel_requested;
     this.showState(this.state);
   }
