@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,11 +59,19 @@ class Server(Gunicorn):
     def __init__(self, logdir: Path, *, side: str, baseline: bool, **settings: str):
         port = free_port()
         recipes = logdir / "logflood-recipes.toml"
+        # As root the service runs its recipes as nobody (OPS_RECIPE_USER), who may not reach
+        # this interpreter (a virtualenv under /root) nor the log directory: the child, which
+        # needs the standard library only, runs on the system's Python, from /.
+        as_root = os.geteuid() == 0
+        python = "/usr/bin/python3" if as_root else sys.executable
         recipes.write_text(
             "[recipes.flood]\n"
-            f"argv = {json.dumps([sys.executable, str(CHILD), '{count}'])}\n"
+            f"argv = {json.dumps([python, str(CHILD), '{count}'])}\n"
+            'cwd = "/"\n'
             "[recipes.flood.params.count]\n"
             'pattern = "[0-9]{1,8}"\n')
+        if as_root:
+            settings = {"OPS_RECIPE_USER": "nobody", **settings}
         env = clean_env(SETTINGS_ADMIN_TOKEN=ADMIN, OPS_RECIPES=str(recipes),
                         WEB_CONCURRENCY="1", OPS_BIND=f"127.0.0.1:{port}",
                         BENCH_PORT=str(port), **settings)
