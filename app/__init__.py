@@ -24,7 +24,9 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from flask import Flask
 
     from . import auth, http
+    from .audit import AuditTrail, make_audit_log
     from .cli import cli as ops_cli
+    from .credential_file import CredentialFile
     from .executor import Executor, build_runners
     from .metrics import Metrics
     from .services import EXTENSION, Services
@@ -59,19 +61,27 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
                         queue_size=settings.queue_size, task_timeout=settings.task_timeout,
                         # a store shared by processes is watched for cancels at its poll pace
                         watch_interval=store.cancel_poll_seconds or 1.0, on_counts=count_tasks)
+    audit = AuditTrail(make_audit_log(settings, store))
     retention = (RetentionSweeper(store, settings.retention_seconds,
-                                  interval=settings.retention_interval)
+                                  interval=settings.retention_interval, also=(audit.purge,))
                  if settings.retention_seconds else None)
     tokens = auth.StreamTokens(settings.stream_secrets, settings.stream_token_ttl)
     app.extensions[EXTENSION] = Services(
         settings=settings, store=store, executor=executor, tokens=tokens,
         streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open,
                               per_task=settings.max_streams_per_task),
-        retention=retention)
+        audit=audit, retention=retention)
 
-    auth.init_app(app, auth.Credentials(admin_token=settings.admin_token, stream_tokens=tokens,
-                                        dev_mode=settings.dev_mode,
-                                        metrics_token=settings.metrics_token))
+    def credentials_reloaded(ok: bool, detail: dict) -> None:
+        audit.record("credentials.reload", "ok" if ok else "error", detail=detail)
+
+    credential_file = (CredentialFile(settings.tokens_file, on_reload=credentials_reloaded)
+                       if settings.tokens_file else None)
+    auth.init_app(app, auth.Credentials(
+        admin_token=settings.admin_token, stream_tokens=tokens, dev_mode=settings.dev_mode,
+        metrics_token=settings.metrics_token, file=credential_file,
+        proxy_header=settings.auth_proxy_header,
+        proxy_default_role=settings.auth_proxy_default_role))
     http.init_app(app, settings, metrics)
     app.cli.add_command(ops_cli)
     return app

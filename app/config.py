@@ -22,18 +22,22 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .credential_file import CredentialFileError, load_credentials
 from .isolation import RecipeUser, running_as_root
 from .recipes import RecipeBook, RecipeFileError, load_recipes
+from .roles import Role
 
 MIN_SECRET_LENGTH = 16
 # Without OPS_STREAM_SECRET the admin token is the HMAC key of stream tokens, which anyone
 # holding one can test guesses against offline: it must be too long to guess.
 MIN_ADMIN_TOKEN_LENGTH = 24
 MAKE_A_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 # Retention when OPS_RETENTION_SECONDS is unset and the store is the in-process one (which
 # forgets everything at exit anyway); with Supabase it is off unless set.
@@ -175,6 +179,38 @@ def _recipe_file(raw: str | None, d: Declaration) -> RecipeBook | None:
         raise ConfigError(f"{d.env}: {error}") from None
 
 
+def _credential_file(raw: str | None, d: Declaration) -> str | None:
+    """The path of a credentials file that reads well now (it is re-read as it changes)."""
+    path = (raw or "").strip()
+    if not path:
+        return d.default
+    try:
+        load_credentials(path)
+    except CredentialFileError as error:
+        raise ConfigError(f"{d.env}: {error}") from None
+    return path
+
+
+def _header_name(raw: str | None, d: Declaration) -> str | None:
+    name = (raw or "").strip()
+    if not name:
+        return d.default
+    if not HEADER_NAME.fullmatch(name):
+        raise ConfigError(f"{d.env} must be an HTTP header name such as X-Forwarded-Email, "
+                          f"got {name[:40]!r}")
+    return name
+
+
+def _role(raw: str | None, d: Declaration) -> Role | None:
+    text = (raw or "").strip()
+    if not text or text.lower() == "none":
+        return d.default
+    try:
+        return Role.parse(text)
+    except ValueError as error:
+        raise ConfigError(f"{d.env}: {error} (or none)") from None
+
+
 def _user(raw: str | None, d: Declaration) -> RecipeUser | None:
     text = (raw or "").strip()
     if not text:
@@ -309,7 +345,20 @@ class Settings:
                                         help="bearer token that may read /metrics")
     trusted_proxies: tuple[str, ...] = setting(
         "FORWARDED_ALLOW_IPS", ("127.0.0.1", "::1"), read=_addresses,
-        help="proxies whose X-Forwarded-For/-Proto are believed")
+        help="proxies whose X-Forwarded-For/-Proto (and sign-in header) are believed")
+    # Who is who (docs/security.md): named tokens and proxy users, and their audit trail.
+    tokens_file: str | None = setting("OPS_TOKENS_FILE", None, read=_credential_file,
+                                      help="credentials file (TOML): named tokens, proxy "
+                                      "users, their roles; re-read when it changes")
+    auth_proxy_header: str | None = setting(
+        "OPS_AUTH_PROXY_HEADER", None, read=_header_name,
+        help="header naming the user an authenticating proxy signed in")
+    auth_proxy_default_role: Role | None = setting(
+        "OPS_AUTH_PROXY_DEFAULT_ROLE", None, read=_role, shown="none",
+        help="role of a proxy user the credentials file does not list")
+    audit_max_records: int = setting("OPS_AUDIT_MAX_RECORDS", 100_000, low=100,
+                                     high=10_000_000,
+                                     help="in-process audit trail: records kept")
     # Runners (docs/runners.md): the recipe file, the recipe runner's limits, the model server.
     recipes: RecipeBook | None = setting("OPS_RECIPES", None, read=_recipe_file,
                                          help="path of the recipe file (TOML)")

@@ -69,6 +69,7 @@ def shutdown(app: Flask, grace: float) -> None:
         services.executor.shutdown(grace)
         services.streams.close_all()
         services.store.close()  # wakes every stream still waiting, which then sees it must end
+        services.audit.close()  # the refusal counts still open, and what waits to be written
         if not services.streams.wait_closed(grace):
             log.warning("shutting down: %d streams still open after %.1fs",
                         services.streams.open, grace)
@@ -94,7 +95,7 @@ def begin_shutdown(app: Flask, grace: float) -> None:
 
 def handle_signals(app: Flask, grace: float, *, stop: Handler, quit: Handler) -> None:
     """Install the worker's stop signals over gunicorn's own handlers, ``stop`` (TERM) and
-    ``quit`` (INT, QUIT), which they still call.
+    ``quit`` (INT, QUIT), which they still call. HUP re-reads the credentials file.
 
     TERM also starts :func:`shutdown` at once. Only the first INT or QUIT, and none once the
     worker is stopping, reaches ``quit``: Ctrl-C sends INT to the worker and to the master,
@@ -113,9 +114,17 @@ def handle_signals(app: Flask, grace: float, *, stop: Handler, quit: Handler) ->
         stopping.signalled = True
         quit(signum, frame)
 
+    def on_hup(signum, frame) -> None:
+        # gunicorn's worker would die of it (its default action); here it re-reads the
+        # credentials file at the next request (a flag: nothing may block in a handler).
+        credential_file = app.extensions["ops_auth"].file
+        if credential_file is not None:
+            credential_file.reload_soon()
+
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_quit)
     signal.signal(signal.SIGQUIT, on_quit)
+    signal.signal(signal.SIGHUP, on_hup)
     # As gunicorn does: a TERM must not interrupt the system calls of requests being served.
     signal.siginterrupt(signal.SIGTERM, False)
 

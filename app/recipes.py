@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .roles import Role
+
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -30,7 +32,7 @@ SECRET_NAMES = frozenset({"SETTINGS_ADMIN_TOKEN", "OPS_STREAM_SECRET",
                           "SUPABASE_SERVICE_ROLE_KEY", "OPS_LLM_API_KEY"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-RECIPE_KEYS = {"description", "argv", "cwd", "env", "timeout", "kill_grace", "params"}
+RECIPE_KEYS = {"role", "description", "argv", "cwd", "env", "timeout", "kill_grace", "params"}
 PARAM_KEYS = {"pattern", "description", "example"}
 
 
@@ -78,6 +80,7 @@ class Recipe:
     env: tuple[tuple[str, str], ...] = ()
     timeout: float | None = None
     kill_grace: float | None = None
+    role: Role | None = None  # the role needed to run it (None: any operator)
 
     def bind(self, params: Any) -> dict[str, str]:
         """Check a request's parameters: all declared ones, nothing else, each matching."""
@@ -105,7 +108,8 @@ class Recipe:
         """What ``GET /ops/recipes`` shows: environment values stay private."""
         return {"name": self.name, "description": self.description, "argv": list(self.argv),
                 "cwd": self.cwd, "env": sorted(name for name, _ in self.env),
-                "timeout": self.timeout, "params": [p.to_dict() for p in self.params]}
+                "timeout": self.timeout, "params": [p.to_dict() for p in self.params],
+                "role": self.role.label if self.role else None}
 
 
 def _substitute(arg: str, params: Mapping[str, str]) -> str:
@@ -194,7 +198,16 @@ def _recipe(name: str, spec: Any, base: Path) -> Recipe:
     return Recipe(name=name, argv=tuple(argv), params=params,
                   description=_text(spec, "description"), cwd=_cwd(spec.get("cwd"), base),
                   env=_env(_table(spec, "env")), timeout=_seconds(spec, "timeout"),
-                  kill_grace=_seconds(spec, "kill_grace"))
+                  kill_grace=_seconds(spec, "kill_grace"), role=_role(spec))
+
+
+def _role(spec: dict) -> Role | None:
+    if "role" not in spec:
+        return None
+    try:
+        return Role.parse(spec["role"])
+    except ValueError as error:
+        raise RecipeFileError(f"role: {error}") from None
 
 
 def _param(name: str, spec: Any) -> Param:

@@ -6,6 +6,7 @@ import dataclasses
 
 from flask import Flask, current_app
 
+from .audit import AuditTrail
 from .auth import StreamTokens
 from .config import Settings
 from .executor import Executor
@@ -23,6 +24,7 @@ class Services:
     executor: Executor
     tokens: StreamTokens
     streams: StreamTracker
+    audit: AuditTrail
     retention: RetentionSweeper | None = None
 
 

@@ -118,7 +118,7 @@ def test_token_opens_the_stream(server):
 @pytest.mark.live
 def test_errors_say_what_is_wrong(server):
     wrong = run("list", url=server.url, SETTINGS_ADMIN_TOKEN="wrong")
-    assert wrong.exit_code == 1 and "401 invalid admin token" in wrong.output
+    assert wrong.exit_code == 1 and "401 invalid X-Admin-Token" in wrong.output
     missing = run("show", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert missing.exit_code == 1 and missing.output == "Error: task 999999 not found\n"
     unknown = run("follow", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)

@@ -97,7 +97,7 @@ def test_cancel_ends_the_group_with_sigterm(tasks, spawned):
     assert tasks.wait_finished(task_id)["status"] == "canceled"
     data = tasks.terminal(task_id)["data"]
     assert data["stopped_with"] == "SIGTERM"
-    assert data["reason"] == "canceled by an admin"
+    assert data["reason"] == "canceled by admin"
     assert not any(process_alive(pid) for pid in spawned)
 
 

@@ -108,7 +108,7 @@ def test_four_workers_share_tasks_and_a_cancel_crosses_servers(supabase_db):
         # bench to say; this bound only tells the two apart, under any load.
         assert latency < 4.0, latency
         # Another process's answers may lag by one poll interval (its get_task cache).
-        wait_until(lambda: server.admin.task(long)["error"] == "canceled by an admin", timeout=2)
+        wait_until(lambda: server.admin.task(long)["error"] == "canceled by admin", timeout=2)
 
 
 def test_restart_keeps_finished_tasks_and_fails_the_running_ones(supabase_db, postgres):

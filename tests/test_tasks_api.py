@@ -118,7 +118,7 @@ def test_cancel_running_task_ends_canceled(admin_for):
     response = admin.post(f"/ops/tasks/{task_id}/cancel")
     assert response.status_code in (200, 202)
     task = finished(admin, task_id)
-    assert task["status"] == "canceled" and task["error"] == "canceled by an admin"
+    assert task["status"] == "canceled" and task["error"] == "canceled by admin"
     again = admin.post(f"/ops/tasks/{task_id}/cancel")
     assert again.status_code == 409 and again.get_json()["status"] == "canceled"
 

@@ -1,4 +1,4 @@
-"""The gate of ``/metrics``: the admin token, or a scrape-only bearer token."""
+"""The gate of ``/metrics``: an admin's credential, or a scrape-only bearer token."""
 
 from __future__ import annotations
 
@@ -6,22 +6,27 @@ import functools
 
 from flask import request
 
-from .admin import HEADER as ADMIN_HEADER
-from .admin import admin_header_present
-from .credentials import Unauthenticated, credentials
+from ..roles import Role
+from .credentials import credentials
+from .gate import HEADER as ADMIN_HEADER
+from .gate import check_role, current_principal, refuse
 
 
 def metrics_access_required(view):
-    """Admit ``X-Admin-Token`` or ``Authorization: Bearer $OPS_METRICS_TOKEN``."""
+    """Admit an admin (``X-Admin-Token`` or the proxy) or
+    ``Authorization: Bearer $OPS_METRICS_TOKEN``."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if admin_header_present():
+        principal = current_principal()
+        if principal is not None:
+            check_role(principal, Role.ADMIN)
             return view(*args, **kwargs)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token:
             if credentials().is_metrics_token(token.strip()):
                 return view(*args, **kwargs)
-            raise Unauthenticated("invalid metrics token")
-        raise Unauthenticated(f"missing credentials: send the {ADMIN_HEADER} header or "
-                              "Authorization: Bearer <OPS_METRICS_TOKEN>")
+            refuse("invalid metrics token")
+        refuse(f"missing credentials: send the {ADMIN_HEADER} header or "
+               "Authorization: Bearer <OPS_METRICS_TOKEN>")
+    wrapped.required_role = Role.ADMIN
     return wrapped

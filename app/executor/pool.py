@@ -28,6 +28,15 @@ from .runner import RunContext, Runner, TaskFailed, TaskStopped
 log = logging.getLogger(__name__)
 
 
+def cancel_reason(actor: str | None) -> str:
+    """The ``reason`` of a task canceled while it ran."""
+    return f"canceled by {actor}" if actor else "canceled by an admin"
+
+
+def canceled_by(actor: str | None) -> dict[str, str]:
+    return {} if actor is None else {"canceled_by": actor}
+
+
 class QueueFull(Exception):
     """Every worker is busy and the queue holds its maximum."""
 
@@ -62,8 +71,10 @@ class Executor:
     # -- submitting -----------------------------------------------------------------------
 
     def submit(self, title: str, body: str | None, runner: str,
-               extra: dict[str, Any] | None = None) -> Task:
-        """Create a task and queue it; raise QueueFull or ShuttingDown without creating it."""
+               extra: dict[str, Any] | None = None, created_by: str | None = None) -> Task:
+        """Create a task and queue it; raise QueueFull or ShuttingDown without creating it.
+
+        ``created_by`` names who asked for it (kept in its ``created`` event)."""
         if runner not in self.runners:
             raise KeyError(runner)
         with self._lock:
@@ -75,21 +86,32 @@ class Executor:
             self._counts_changed()
             self._start_threads()
         try:
-            task = self.store.create_task(title, body, runner, extra)
+            task = self.store.create_task(title, body, runner, extra, created_by)
         except BaseException:
             self._release()
             raise
         self._queue.put(task.id)
         return task
 
-    def cancel(self, task_id: int) -> Task:
-        """Cancel a queued task, or ask a running one to stop at its next checkpoint."""
-        task = self.store.request_cancel(task_id)
+    def cancel(self, task_id: int, actor: str | None = None) -> Task:
+        """Cancel a queued task, or ask a running one to stop at its next checkpoint.
+
+        ``actor`` (who asks) is named in the ``canceled`` event; the first asker wins."""
+        task = self.store.request_cancel(task_id, actor)
         with self._lock:
             running = self._running.get(task_id)
         if running is not None:
-            running[0].stop(TaskStatus.CANCELED, "canceled by an admin")
+            self._stop_canceled(running[0])
         return task
+
+    def _stop_canceled(self, ctx: RunContext) -> None:
+        """Stop a task whose cancel was asked for, naming who asked (as the store keeps it)."""
+        try:
+            actor = self.store.cancel_requester(ctx.task.id)
+        except Exception as error:  # the store is away: the cancel still stops it
+            log.warning("task %s: could not read who canceled it: %s", ctx.task.id, error)
+            actor = None
+        ctx.stop(TaskStatus.CANCELED, cancel_reason(actor), **canceled_by(actor))
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -191,7 +213,7 @@ class Executor:
             if self._closing.is_set():
                 ctx.stop(TaskStatus.FAILED, "shutdown")
         if task.cancel_requested or self.store.is_cancel_requested(task_id):
-            ctx.stop(TaskStatus.CANCELED, "canceled by an admin")
+            self._stop_canceled(ctx)
         runner = self.runners[task.runner]
         # State changes are logged (and counted) where they are written: app.store.observed.
         try:
@@ -236,7 +258,7 @@ class Executor:
                 if self.task_timeout is not None and now - started > self.task_timeout:
                     ctx.stop(TaskStatus.FAILED, "timeout")
                 elif cross_process and self._cancel_flagged(task_id):
-                    ctx.stop(TaskStatus.CANCELED, "canceled by an admin")
+                    self._stop_canceled(ctx)
 
     def _cancel_flagged(self, task_id: int) -> bool:
         try:

@@ -66,10 +66,11 @@ class RunContext:
         """Append several progress events at once, in order (one write where the store can)."""
         return self._store.append_events(self.task.id, events)
 
-    def stop(self, status: TaskStatus, reason: str) -> None:
-        """Ask the runner to stop (called by the executor); the first reason given wins."""
+    def stop(self, status: TaskStatus, reason: str, **data: Any) -> None:
+        """Ask the runner to stop (called by the executor); the first reason given wins.
+        ``data`` goes into the terminal event beside the reason."""
         if self._stop is None:
-            self._stop = TaskStopped(status, reason)
+            self._stop = TaskStopped(status, reason, **data)
         self.stopping.set()
 
     @property

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from .. import group_records
-from ..recipes import RecipeError
+from ..recipes import Recipe, RecipeError
 from .runner import Runner
 from .runners.dev import DevRunner
 from .runners.llm import LLMRunner
@@ -33,6 +33,7 @@ class RunnerChoice:
 
     runner: str
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    recipe: Recipe | None = None  # the recipe it runs, when it names one
 
 
 def build_runners(settings) -> dict[str, Runner]:
@@ -57,8 +58,8 @@ def build_runners(settings) -> dict[str, Runner]:
 def choose_runner(settings, runners: dict[str, Runner], request: dict[str, Any]) -> RunnerChoice:
     """The runner for a task request; NoRunner or TaskRejected saying what is missing."""
     if request.get("recipe") is not None or request.get("params") is not None:
-        extra = _recipe_extra(settings, request)
-        return RunnerChoice("dev" if settings.dev_mode else "recipe", extra)
+        recipe, extra = _recipe_extra(settings, request)
+        return RunnerChoice("dev" if settings.dev_mode else "recipe", extra, recipe)
     if settings.dev_mode:
         return RunnerChoice("dev")
     if "llm" in runners:
@@ -72,7 +73,7 @@ def choose_runner(settings, runners: dict[str, Runner], request: dict[str, Any])
                    "(the dev runner); see docs/runners.md")
 
 
-def _recipe_extra(settings, request: dict[str, Any]) -> dict[str, Any]:
+def _recipe_extra(settings, request: dict[str, Any]) -> tuple[Recipe, dict[str, Any]]:
     """Check the recipe and its parameters now, so that a bad request starts nothing."""
     if request.get("recipe") is None:
         raise TaskRejected('params needs a "recipe" to go with')
@@ -84,4 +85,4 @@ def _recipe_extra(settings, request: dict[str, Any]) -> dict[str, Any]:
         params = recipe.bind(request.get("params"))
     except RecipeError as error:
         raise TaskRejected(str(error)) from None
-    return {"recipe": recipe.name, "params": params}
+    return recipe, {"recipe": recipe.name, "params": params}

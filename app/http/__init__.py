@@ -1,6 +1,6 @@
-"""The HTTP layer: one blueprint per resource under ``/ops``, all admin-gated but ``/ops/ui``
-(and ``/``, ``/ops/``, which lead to it) and ``/ops/openapi.json``; the one error map, request
-logs, security headers, ``/metrics``."""
+"""The HTTP layer: one blueprint per resource under ``/ops``, each view requiring a role but
+``/ops/ui`` (and ``/``, ``/ops/``, which lead to it) and ``/ops/openapi.json``; the one error
+map, request logs, the audit trail's recording, security headers, ``/metrics``."""
 
 from __future__ import annotations
 
@@ -11,15 +11,28 @@ from .parsing import TaskIdConverter
 
 def init_app(app: Flask, settings, metrics) -> None:
     """Register every blueprint and request hook on ``app``."""
-    from . import errors, health, openapi, recipes, request_log, security, stream, tasks, ui
+    from . import (
+        audit,
+        errors,
+        health,
+        identity,
+        openapi,
+        recipes,
+        request_log,
+        security,
+        stream,
+        tasks,
+        ui,
+    )
     from . import metrics as metrics_view
     from .proxy import TrustedProxyFix
     from .task_log import bp as task_log_bp
 
     app.url_map.converters["task_id"] = TaskIdConverter
     for blueprint in (tasks.bp, task_log_bp, stream.bp, health.bp, recipes.bp, openapi.bp,
-                      ui.bp, ui.home):
+                      identity.bp, ui.bp, ui.home):
         app.register_blueprint(blueprint)
+    audit.init_app(app)
     errors.init_app(app)
     security.init_app(app, settings.cors_origins)
     request_log.init_app(app)

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..auth import TokenForOtherTask, TokenInvalid, Unauthenticated
+from ..auth import Forbidden, TokenForOtherTask, TokenInvalid, Unauthenticated
 from ..executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
 from ..store import StoreUnavailable, TaskFinished, TaskNotFound
 from ..stream import StreamsClosing, TooManyStreams, TooManyTaskStreams
@@ -37,6 +37,7 @@ class Invalid(ApiError):
 # Domain exceptions and the status each one answers with.
 _STATUS = {
     Unauthenticated: 401,
+    Forbidden: 403,
     TaskNotFound: 404,
     TaskFinished: 409,
     TokenInvalid: 401,

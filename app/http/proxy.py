@@ -3,7 +3,8 @@
 nginx appends the address it saw to ``X-Forwarded-For``; when the request comes from a trusted
 proxy address (``FORWARDED_ALLOW_IPS``, the variable gunicorn reads for the same purpose),
 the last entry becomes ``request.remote_addr``. Anyone else's forwarded headers are ignored,
-so a client cannot choose the address written to the logs.
+so a client cannot choose the address written to the logs. A request from a trusted proxy is
+marked (``TRUSTED_PEER``) for the proxy sign-in, which believes the user header only then.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ..auth.gate import TRUSTED_PEER
 
 
 class TrustedProxyFix:
@@ -32,5 +35,8 @@ class TrustedProxyFix:
         return any(ip in network for network in self._networks)
 
     def __call__(self, environ, start_response):
-        app = self._fixed if self.trusts(environ.get("REMOTE_ADDR")) else self._plain
-        return app(environ, start_response)
+        if self.trusts(environ.get("REMOTE_ADDR")):
+            environ[TRUSTED_PEER] = True
+            return self._fixed(environ, start_response)
+        environ.pop(TRUSTED_PEER, None)  # only this middleware says so
+        return self._plain(environ, start_response)

@@ -3,14 +3,15 @@ task that names none (so that a form can say what will run)."""
 
 from flask import Blueprint, jsonify
 
-from ..auth.admin import admin_required
+from ..auth.gate import requires
+from ..roles import Role
 from ..services import services
 
 bp = Blueprint("recipes", __name__, url_prefix="/ops")
 
 
 @bp.get("/recipes")
-@admin_required
+@requires(Role.VIEWER)
 def list_recipes():
     """Every recipe of ``OPS_RECIPES`` (none when it is not set); environment values stay hidden."""
     settings = services().settings

@@ -53,6 +53,9 @@ def _finish_request(response):
     fields = {"method": request.method, "path": request_target(),
               "status_code": response.status_code, "remote_addr": request.remote_addr or "-",
               "request_id": request_id}
+    principal = g.get("principal")
+    if principal is not None:
+        fields["actor"] = principal.name
     started = g.get("request_started", time.perf_counter())
     # Logged on close so that a stream's line tells how long the stream stayed open.
     response.call_on_close(lambda: _log_request(fields, started))
@@ -61,9 +64,10 @@ def _finish_request(response):
 
 def _log_request(fields: dict, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
-    log.info("%s %s %s %.1fms remote=%s request_id=%s", fields["method"], fields["path"],
+    actor = f" actor={_plain(fields['actor'])}" if "actor" in fields else ""
+    log.info("%s %s %s %.1fms remote=%s request_id=%s%s", fields["method"], fields["path"],
              fields["status_code"], duration_ms, _plain(fields["remote_addr"]),
-             fields["request_id"], extra={**fields, "duration_ms": duration_ms})
+             fields["request_id"], actor, extra={**fields, "duration_ms": duration_ms})
 
 
 def _plain(address: str | None) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from ..auth.admin import admin_required, stream_access_required
+from ..auth.gate import requires, stream_access_required
+from ..roles import Role
 from ..services import services
 from ..store import isoformat
 from ..stream import event_stream
+from .audit import audit_task, audited
 from .parsing import MAX_ID, int_arg, int_field, json_object
 
 bp = Blueprint("stream", __name__, url_prefix="/ops")
@@ -20,7 +22,7 @@ SSE_HEADERS = {
 
 @bp.get("/tasks/<task_id:task_id>/stream")
 @stream_access_required
-def stream_task(task_id: int, admin_credential: bool):
+def stream_task(task_id: int, signed_in: bool):
     """Replay events after ``Last-Event-ID`` (or ``?last_event_id=``), then stream live ones."""
     svc = services()
     task = svc.store.get_task(task_id)  # 404 before any stream starts
@@ -31,7 +33,7 @@ def stream_task(task_id: int, admin_credential: bool):
     if header:
         last_id = int_arg("last_event_id", 0, low=0, high=MAX_ID, raw=header)
     # 429 past the task's cap, 503 past the process's; released when the response closes.
-    release = svc.streams.admit(task_id, admin=admin_credential)
+    release = svc.streams.admit(task_id, admin=signed_in)
     _limit_send_time(svc.settings.stream_send_timeout)
     body = event_stream(svc.store, task_id, last_id, finished=task.status.is_terminal,
                         heartbeat=svc.settings.heartbeat_seconds, retry_ms=svc.settings.retry_ms,
@@ -58,11 +60,13 @@ def _limit_send_time(seconds: float) -> None:
 
 
 @bp.post("/stream_tokens")
-@admin_required
+@audited("stream_token.mint")
+@requires(Role.VIEWER)
 def create_stream_token():
     """A short-lived token that lets an EventSource stream one task without the admin token."""
     payload = json_object({"task_id"})
     task_id = int_field(payload.get("task_id"), "task_id", high=MAX_ID)
+    audit_task(task_id)
     services().store.get_task(task_id)  # 404 for an unknown task
     token, expires_at = services().tokens.mint(task_id)
     return jsonify({"token": token, "expires_at": isoformat(expires_at), "task_id": task_id,

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, Response, request
 
-from ..auth.admin import stream_access_required
+from ..auth.gate import stream_access_required
 from ..services import services
 from ..store import StoreUnavailable
 from ..stream.text import PAGE_EVENTS, event_pages, log_text
@@ -21,10 +21,10 @@ STREAMS = ("stdout", "stderr")
 
 @bp.get("/tasks/<task_id:task_id>/log")
 @stream_access_required
-def task_log(task_id: int, admin_credential: bool):
+def task_log(task_id: int, signed_in: bool):
     """The output so far, both streams (or ``?stream=``), from ``?since_line=`` on.
 
-    Any credential of the gate reads it alike (``admin_credential`` matters to streams only)."""
+    Any credential of the gate reads it alike (``signed_in`` matters to streams only)."""
     stream = request.args.get("stream") or None
     if stream is not None and stream not in STREAMS:
         raise Invalid(f"stream must be stdout or stderr, got {stream[:40]!r}")

@@ -4,34 +4,44 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from ..auth.admin import admin_required
+from ..auth.gate import check_role, current_principal, requires
 from ..executor import choose_runner
+from ..roles import Role
 from ..services import services
 from ..store import TaskStatus, isoformat
+from .audit import audit_task, audited
 from .errors import Invalid
 from .parsing import int_arg, json_object, text_field
 
 bp = Blueprint("tasks", __name__, url_prefix="/ops")
 
 MAX_PAGE = 200
+MAX_ACTOR_LENGTH = 254
 TASK_FIELDS = {"title", "body", "recipe", "params"}
 
 
 @bp.post("/tasks")
-@admin_required
+@audited("task.create")
+@requires(Role.OPERATOR)
 def create_task():
     """Queue a task; 201 with its id, status and a stream token for EventSource.
 
-    ``recipe`` and ``params`` name a command recipe; they are checked before anything starts."""
+    ``recipe`` and ``params`` name a command recipe; they are checked before anything starts,
+    and a recipe that requires a role is refused (403) to whoever lacks it."""
     state = services()
     settings = state.settings
+    principal = current_principal()
     payload = json_object(TASK_FIELDS)
     title = text_field(payload, "title", max_length=settings.max_title_length, required=True,
                        multiline=False)
     body = text_field(payload, "body", max_length=settings.max_body_length, required=False,
                       multiline=True)
     choice = choose_runner(settings, state.executor.runners, payload)
-    task = state.executor.submit(title, body, choice.runner, choice.extra)
+    if choice.recipe is not None and choice.recipe.role is not None:
+        check_role(principal, choice.recipe.role, f"the recipe {choice.recipe.name!r}")
+    task = state.executor.submit(title, body, choice.runner, choice.extra,
+                                 created_by=principal.name)
+    audit_task(task.id)
     token, expires_at = state.tokens.mint(task.id)
     location = task_path(task.id)
     answer = {**task.to_dict(), "stream_url": f"{location}/stream",
@@ -50,9 +60,10 @@ def task_path(task_id: int) -> str:
 
 
 @bp.get("/tasks")
-@admin_required
+@requires(Role.VIEWER)
 def list_tasks():
-    """Newest first; ``limit``, ``status`` and ``cursor`` (the previous page's next_cursor)."""
+    """Newest first; ``limit``, ``status``, ``created_by`` and ``cursor`` (the previous
+    page's next_cursor)."""
     limit = int_arg("limit", 50, low=1, high=MAX_PAGE)
     cursor = int_arg("cursor", None, low=1, high=2**63 - 1)
     status = request.args.get("status")
@@ -62,29 +73,41 @@ def list_tasks():
         except ValueError:
             choices = ", ".join(s.value for s in TaskStatus)
             raise Invalid(f"status must be one of {choices}, got {status[:40]!r}") from None
-    tasks = services().store.list_tasks(limit, status or None, cursor)
+    created_by = actor_arg("created_by")
+    tasks = services().store.list_tasks(limit, status or None, cursor, created_by)
     next_cursor = tasks[-1].id if len(tasks) == limit else None
     return jsonify({"tasks": [t.to_dict() for t in tasks], "next_cursor": next_cursor})
 
 
+def actor_arg(name: str) -> str | None:
+    """A query parameter naming an actor (a credential's name or a proxy user)."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_ACTOR_LENGTH or not value.isprintable():
+        raise Invalid(f"{name} must be 1-{MAX_ACTOR_LENGTH} printable characters")
+    return value
+
+
 @bp.get("/tasks/<task_id:task_id>")
-@admin_required
+@requires(Role.VIEWER)
 def get_task(task_id: int):
     return jsonify(services().store.get_task(task_id).to_dict())
 
 
 @bp.post("/tasks/<task_id:task_id>/cancel")
-@admin_required
+@audited("task.cancel")
+@requires(Role.OPERATOR)
 def cancel_task(task_id: int):
     """Best effort: a queued task ends at once, a running one at its next checkpoint."""
-    task = services().executor.cancel(task_id)
+    task = services().executor.cancel(task_id, actor=current_principal().name)
     response = jsonify(task.to_dict())
     response.status_code = 202 if not task.status.is_terminal else 200
     return response
 
 
 @bp.get("/stats")
-@admin_required
+@requires(Role.ADMIN)
 def stats():
     """What this process is doing: its workers, queue and open streams."""
     current = services()

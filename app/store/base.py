@@ -8,10 +8,12 @@ four columns loses nothing.
 
 Event kinds with a meaning to the store:
 
-- ``created`` (first event; data ``{"body": ..., "runner": ..., **extra}``)
+- ``created`` (first event; data ``{"body": ..., "runner": ..., "created_by": ..., **extra}``,
+  ``created_by`` only when an actor is known)
 - ``status`` (data ``{"status": "running"}``): the task started
 - ``done`` / ``failed`` / ``canceled``: the one terminal event; its kind is the final status
-  (``failed`` and ``canceled`` carry ``{"reason": ...}``)
+  (``failed`` and ``canceled`` carry ``{"reason": ...}``; ``canceled`` also ``canceled_by``
+  when an actor asked for it)
 
 Runners add their own kinds (``tick``, ``log``, ...), which the store only keeps.
 
@@ -20,7 +22,8 @@ to its log (``mark_running``, ``append_event``, ``finish``). A cancel of a runni
 on the task (``request_cancel``/``is_cancel_requested``), never an event written from elsewhere;
 the running process sees it and writes the terminal ``canceled`` event itself. A queued task is
 canceled directly: ``mark_running`` and ``request_cancel`` race on the task's status and exactly
-one of them wins.
+one of them wins. Who asked for a cancel is kept beside the flag (``cancel_requester``), so the
+running process names the actor in the ``canceled`` event it writes; the first asker is kept.
 
 Some endings are written by a backend of its own accord, not through ``finish``: the cancel of
 a queued task, and in the Supabase backend a task that could not start and an orphan failed by
@@ -39,7 +42,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["Event", "StoreError", "StoreUnavailable", "Task", "TaskFinished", "TaskNotFound",
-           "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES", "isoformat"]
+           "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES", "canceled_data",
+           "isoformat"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,8 @@ class Task:
     finished_at: datetime | None = None
     error: str | None = None
     cancel_requested: bool = False
+    created_by: str | None = None
+    canceled_by: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class Task:
             "started_at": isoformat(self.started_at),
             "finished_at": isoformat(self.finished_at),
             "error": self.error, "cancel_requested": self.cancel_requested,
+            "created_by": self.created_by, "canceled_by": self.canceled_by,
             **self.extra,
         }
 
@@ -129,6 +136,7 @@ class Task:
                 data = dict(event.data)
                 fields["body"] = data.pop("body", None)
                 fields["runner"] = data.pop("runner", None)
+                fields["created_by"] = data.pop("created_by", None)
                 fields["extra"] = data
             elif event.kind == "status" and event.data.get("status") == TaskStatus.RUNNING:
                 fields["started_at"] = event.created_at
@@ -136,6 +144,8 @@ class Task:
                 fields["finished_at"] = event.created_at
                 if event.kind != TaskStatus.DONE:
                     fields["error"] = event.data.get("reason")
+                if event.kind == TaskStatus.CANCELED:
+                    fields["canceled_by"] = event.data.get("canceled_by")
         return cls(id=task_id, title=title, status=status, created_at=created_at,
                    cancel_requested=cancel_stays_requested(status, cancel_requested), **fields)
 
@@ -145,6 +155,11 @@ def cancel_stays_requested(status: TaskStatus, requested: bool) -> bool:
     for good once it ended ``canceled`` (a cancel ended it, queued or running). Whether a cancel
     came too late for a task that ended otherwise is not kept: the stored row cannot say."""
     return status == TaskStatus.CANCELED or (requested and not status.is_terminal)
+
+
+def canceled_data(reason: str, actor: str | None) -> dict[str, Any]:
+    """The data of a ``canceled`` event: why, and who asked when known."""
+    return {"reason": reason} if actor is None else {"reason": reason, "canceled_by": actor}
 
 
 LIFECYCLE_KINDS = ("created", "status", *sorted(TERMINAL_KINDS))
@@ -204,8 +219,10 @@ class TaskStore:
         raise NotImplementedError
 
     def create_task(self, title: str, body: str | None, runner: str,
-                    extra: dict[str, Any] | None = None) -> Task:
-        """Insert a ``queued`` task and its ``created`` event; return the task."""
+                    extra: dict[str, Any] | None = None, created_by: str | None = None) -> Task:
+        """Insert a ``queued`` task and its ``created`` event; return the task.
+
+        ``created_by`` (who asked for it) goes into the ``created`` event when given."""
         raise NotImplementedError
 
     def get_task(self, task_id: int) -> Task:
@@ -213,8 +230,9 @@ class TaskStore:
         raise NotImplementedError
 
     def list_tasks(self, limit: int, status: TaskStatus | None = None,
-                   before_id: int | None = None) -> list[Task]:
-        """Return up to ``limit`` tasks newest first, with ``id < before_id`` when given."""
+                   before_id: int | None = None, created_by: str | None = None) -> list[Task]:
+        """Return up to ``limit`` tasks newest first, with ``id < before_id`` when given, and
+        only those ``created_by`` that actor when given."""
         raise NotImplementedError
 
     def mark_running(self, task_id: int) -> Task:
@@ -243,10 +261,17 @@ class TaskStore:
         Exactly one finish succeeds per task; later calls raise TaskFinished."""
         raise NotImplementedError
 
-    def request_cancel(self, task_id: int) -> Task:
+    def request_cancel(self, task_id: int, actor: str | None = None) -> Task:
         """Cancel a queued task at once (with its ``canceled`` event), or flag a running one.
 
-        Return the task afterwards. Raise TaskFinished for a terminal task. Twice is harmless."""
+        ``actor`` is who asks: the ``canceled`` event of a queued task names it, and a running
+        task's flag keeps it for ``cancel_requester`` (the first asker wins). Return the task
+        afterwards. Raise TaskFinished for a terminal task. Twice is harmless."""
+        raise NotImplementedError
+
+    def cancel_requester(self, task_id: int) -> str | None:
+        """Who asked to cancel the running task (from any process); None when nobody did or
+        the asker was not named."""
         raise NotImplementedError
 
     def is_cancel_requested(self, task_id: int) -> bool:

@@ -35,6 +35,7 @@ from .base import (
     TaskStatus,
     TaskStore,
     cancel_stays_requested,
+    canceled_data,
 )
 from .ordered import OrderedIds
 
@@ -53,7 +54,8 @@ def utcnow() -> datetime:
 
 
 class _Record:
-    __slots__ = ("task", "events", "event_ids", "arrived", "cancel_requested", "size")
+    __slots__ = ("task", "events", "event_ids", "arrived", "cancel_requested", "cancel_actor",
+                 "size")
 
     def __init__(self, task: Task):
         self.task = task
@@ -64,6 +66,7 @@ class _Record:
         # notify of a Condition, which cost much at 1,000 streams (docs/performance.md).
         self.arrived = threading.Event()
         self.cancel_requested = False
+        self.cancel_actor: str | None = None
         self.size = TASK_OVERHEAD  # estimated bytes, the events' added as they are appended
 
 
@@ -82,6 +85,7 @@ class MemoryStore(TaskStore):
         # its own ids.
         self._ids = OrderedIds()
         self._by_status = {status: OrderedIds() for status in TaskStatus}
+        self._by_creator: dict[str, OrderedIds] = {}
         # Terminal tasks in the order they ended: the budget evicts from the front.
         self._ended: dict[int, None] = {}
         self._last_task_id = 0
@@ -91,18 +95,22 @@ class MemoryStore(TaskStore):
     def check(self) -> None:
         return None
 
-    def create_task(self, title, body, runner, extra=None):
+    def create_task(self, title, body, runner, extra=None, created_by=None):
         with self._lock:
             self._last_task_id += 1
             task = Task(id=self._last_task_id, title=title, status=TaskStatus.QUEUED,
                         created_at=self._clock(), body=body, runner=runner,
-                        extra=dict(extra or {}))
+                        created_by=created_by, extra=dict(extra or {}))
             record = _Record(task)
             self._records[task.id] = record
             self._bytes += record.size
             self._ids.add(task.id)
             self._by_status[TaskStatus.QUEUED].add(task.id)
-            self._append(record, "created", {"body": body, "runner": runner, **task.extra})
+            data = {"body": body, "runner": runner, **task.extra}
+            if created_by is not None:
+                data["created_by"] = created_by
+                self._by_creator.setdefault(created_by, OrderedIds()).add(task.id)
+            self._append(record, "created", data)
         self._keep_budget()
         return task
 
@@ -110,10 +118,21 @@ class MemoryStore(TaskStore):
         with self._lock:
             return self._record(task_id).task
 
-    def list_tasks(self, limit, status=None, before_id=None):
+    def list_tasks(self, limit, status=None, before_id=None, created_by=None):
         with self._lock:
-            ids = self._ids if status is None else self._by_status[TaskStatus(status)]
-            return [self._records[task_id].task for task_id in ids.before(limit, before_id)]
+            if created_by is None:
+                ids = self._ids if status is None else self._by_status[TaskStatus(status)]
+                return [self._records[task_id].task for task_id in ids.before(limit, before_id)]
+            ids = self._by_creator.get(created_by)
+            tasks: list[Task] = []
+            while ids is not None and len(tasks) < limit:  # the creator's ids, page by page
+                page = ids.before(limit, before_id)
+                tasks.extend(task for task in (self._records[i].task for i in page)
+                             if status is None or task.status == status)
+                if len(page) < limit:
+                    break
+                before_id = page[-1]
+            return tasks[:limit]
 
     def mark_running(self, task_id):
         with self._lock:
@@ -142,7 +161,7 @@ class MemoryStore(TaskStore):
         self._keep_budget()
         return event
 
-    def request_cancel(self, task_id):
+    def request_cancel(self, task_id, actor=None):
         ended = None
         with self._lock:
             record = self._record(task_id)
@@ -151,8 +170,10 @@ class MemoryStore(TaskStore):
                 raise TaskFinished(task_id, status)
             if status == TaskStatus.QUEUED:
                 ended = self._finish(record, TaskStatus.CANCELED,
-                                     {"reason": "canceled before it started"})
+                                     canceled_data("canceled before it started", actor))
             else:
+                if not record.cancel_requested:
+                    record.cancel_actor = actor
                 record.cancel_requested = True
                 record.task = dataclasses.replace(record.task, cancel_requested=True)
             task = record.task
@@ -164,6 +185,10 @@ class MemoryStore(TaskStore):
     def is_cancel_requested(self, task_id):
         with self._lock:
             return self._record(task_id).cancel_requested
+
+    def cancel_requester(self, task_id):
+        with self._lock:
+            return self._record(task_id).cancel_actor
 
     # Streams read a task's events without the lock, which every stream of a task would
     # otherwise take for every event (a seventh of the worker's time at 1,000 streams). That
@@ -247,6 +272,7 @@ class MemoryStore(TaskStore):
         record.task = dataclasses.replace(
             record.task, status=status, finished_at=event.created_at,
             error=None if status == TaskStatus.DONE else data.get("reason"),
+            canceled_by=data.get("canceled_by") if status == TaskStatus.CANCELED else None,
             cancel_requested=cancel_stays_requested(status, False))
         return event
 
@@ -260,6 +286,12 @@ class MemoryStore(TaskStore):
         self._ended.pop(task_id, None)
         self._ids.discard(task_id)
         self._by_status[record.task.status].discard(task_id)
+        creator = record.task.created_by
+        if creator is not None:
+            ids = self._by_creator[creator]
+            ids.discard(task_id)
+            if not ids:
+                del self._by_creator[creator]
         self._bytes -= record.size
         record.arrived.set()  # a stream still waiting on it finds it gone
         return record.size

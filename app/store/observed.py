@@ -64,11 +64,14 @@ class ObservedStore(TaskStore):
         return self._call("get_task", task_id)
 
     def list_tasks(self, limit: int, status: TaskStatus | None = None,
-                   before_id: int | None = None) -> list[Task]:
-        return self._call("list_tasks", limit, status, before_id)
+                   before_id: int | None = None, created_by: str | None = None) -> list[Task]:
+        return self._call("list_tasks", limit, status, before_id, created_by)
 
     def is_cancel_requested(self, task_id: int) -> bool:
         return self._call("is_cancel_requested", task_id)
+
+    def cancel_requester(self, task_id: int) -> str | None:
+        return self._call("cancel_requester", task_id)
 
     def events_after(self, task_id: int, after_id: int, limit: int = 100) -> list[Event]:
         return self._call("events_after", task_id, after_id, limit)
@@ -86,13 +89,13 @@ class ObservedStore(TaskStore):
     # -- writes -----------------------------------------------------------------------------
 
     def create_task(self, title: str, body: str | None, runner: str,
-                    extra: dict[str, Any] | None = None) -> Task:
-        task = self._call("create_task", title, body, runner, extra)
+                    extra: dict[str, Any] | None = None, created_by: str | None = None) -> Task:
+        task = self._call("create_task", title, body, runner, extra, created_by)
         with self._lock:
             self._live[task.id] = task
         self._metrics.tasks_created.labels(runner).inc()
         self._metrics.events_written.inc()
-        _log_change(task.id, TaskStatus.QUEUED, runner, None)
+        _log_change(task.id, TaskStatus.QUEUED, runner, None, actor=created_by)
         return task
 
     def mark_running(self, task_id: int) -> Task:
@@ -127,9 +130,9 @@ class ObservedStore(TaskStore):
         self._ended(task_id, TaskStatus(status), task, data, event.created_at)
         return event
 
-    def request_cancel(self, task_id: int) -> Task:
+    def request_cancel(self, task_id: int, actor: str | None = None) -> Task:
         # A queued task's cancel is an ending the backend writes: _ended_inside hears of it.
-        return self._call("request_cancel", task_id)
+        return self._call("request_cancel", task_id, actor)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class ObservedStore(TaskStore):
         self._metrics.tasks_finished.labels(status.value).inc()
         since = task and (task.started_at or task.created_at)
         _log_change(task_id, status, task.runner if task else None, _seconds(since, finished_at),
-                    data.get("reason"))
+                    data.get("reason"), data.get("canceled_by"))
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -165,11 +168,15 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def _log_change(task_id: int, status: TaskStatus, runner: str | None, duration: float | None,
-                reason: Any = None) -> None:
-    """One line per state change; ``duration`` is the time spent in the previous state."""
+                reason: Any = None, actor: str | None = None) -> None:
+    """One line per state change; ``duration`` is the time spent in the previous state,
+    ``actor`` who caused it (the creator of a queued task, the canceler of a canceled one)."""
     fields = {"task_id": task_id, "status": status.value, "runner": runner or "-",
               "duration_s": duration}
     text = f"task {task_id} {status.value} runner={runner or '-'}"
+    if actor is not None:
+        fields["actor"] = actor
+        text += f" actor={actor!r}"
     if duration is not None:
         text += f" duration={duration:.3f}s"
     if reason:

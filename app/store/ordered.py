@@ -19,6 +19,9 @@ class OrderedIds:
         self._blocks: list[list[int]] = []  # each non-empty and ascending, in order
         self._lasts: list[int] = []  # the last id of each block, for bisect
 
+    def __bool__(self) -> bool:
+        return bool(self._blocks)
+
     def add(self, task_id: int) -> None:
         """Add an id that is not there yet."""
         if not self._blocks:

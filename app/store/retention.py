@@ -1,4 +1,5 @@
-"""Deleting finished tasks, and their events, once they are older than the retention period."""
+"""Deleting finished tasks, and their events, once they are older than the retention period,
+and the audit trail's records (or anything else with a ``purge(before, limit)``) of that age."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ class RetentionSweeper:
     ``batch`` at a time so that no single call holds the store for long."""
 
     def __init__(self, store: TaskStore, max_age: float, *, interval: float,
-                 batch: int = 500, clock: Callable[[], datetime] = utcnow):
+                 batch: int = 500, clock: Callable[[], datetime] = utcnow,
+                 also: tuple[Callable[[datetime, int], int], ...] = ()):
         self.store = store
+        self.also = also  # more purges, e.g. the audit trail's
         self.max_age = timedelta(seconds=max_age)
         self.interval = interval
         self.batch = batch
@@ -41,6 +44,9 @@ class RetentionSweeper:
                 break
         if total:
             log.info("retention: deleted %d finished task(s) older than %s", total, self.max_age)
+        for purge in self.also:
+            while purge(cutoff, self.batch) == self.batch:
+                pass
         return total
 
     def start(self) -> None:

@@ -143,7 +143,7 @@ def _stop_with(ctx: RunContext, data: dict[str, Any]) -> None:
     try:
         ctx.checkpoint()
     except TaskStopped as stop:
-        raise TaskStopped(stop.status, stop.reason, **data) from None
+        raise TaskStopped(stop.status, stop.reason, **stop.data, **data) from None
 
 
 def _signal_name(number: int) -> str:

@@ -26,6 +26,7 @@ from ..base import (
     TaskNotFound,
     TaskStatus,
     TaskStore,
+    canceled_data,
 )
 from .leases import Leases
 from .pollers import PollerHub
@@ -87,15 +88,17 @@ class SupabaseStore(TaskStore):
     def check(self) -> None:
         check_schema(self._rest)
 
-    def create_task(self, title, body, runner, extra=None):
+    def create_task(self, title, body, runner, extra=None, created_by=None):
         self._start()
         row = self._rest.run(self._rest.table(TASKS).insert(
             {"title": title, "status": TaskStatus.QUEUED.value}))[0]
         task_id = row["id"]
         self._known.add(task_id)
         self._writer.own(task_id)
-        created = self._writer.append(task_id, "created",
-                                      {"body": body, "runner": runner, **(extra or {})})
+        data = {"body": body, "runner": runner, **(extra or {})}
+        if created_by is not None:
+            data["created_by"] = created_by
+        created = self._writer.append(task_id, "created", data)
         self._writer.own(task_id, created)
         return task_from_row(row, [created])
 
@@ -112,7 +115,7 @@ class SupabaseStore(TaskStore):
                 return cached
             return self._read_and_cache(task_id)
 
-    def list_tasks(self, limit, status=None, before_id=None):
+    def list_tasks(self, limit, status=None, before_id=None, created_by=None):
         self._start()
         query = self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
         if status is not None:
@@ -196,7 +199,7 @@ class SupabaseStore(TaskStore):
         finally:
             self._forget(task_id)
 
-    def request_cancel(self, task_id):
+    def request_cancel(self, task_id, actor=None):
         self._start()
 
         def flag(*statuses: str) -> bool:
@@ -208,7 +211,7 @@ class SupabaseStore(TaskStore):
             # It had not started (and now cannot): this process writes its end.
             try:
                 ended = self._writer.finish(task_id, TaskStatus.CANCELED,
-                                            {"reason": "canceled before it started"})
+                                            canceled_data("canceled before it started", actor))
             except TaskFinished:
                 pass
             else:
@@ -248,6 +251,9 @@ class SupabaseStore(TaskStore):
             self._cancel_flags = {row["id"]: row["status"] == "canceling" for row in rows}
             self._cancel_read_at = time.monotonic()
             return self._cancel_flags.get(task_id, False)
+
+    def cancel_requester(self, task_id):
+        return None
 
     def events_after(self, task_id, after_id, limit=100):
         self._start()
