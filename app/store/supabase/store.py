@@ -3,7 +3,8 @@
 A task row holds only ``id, created_at, title, status``; the rest is derived from the task's
 lifecycle events (see :mod:`app.store.base`). The row's status may also be ``canceling``: a cancel
 asked for, from any process, that the process running the task has not acted on yet; the API
-shows it as ``cancel_requested``. Who writes what (one writer per task's events), how
+shows it as ``cancel_requested``; who asked is in ``va_task_cancels`` (written before the
+flag, read by the process running the task). Who writes what (one writer per task's events), how
 streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`,
 :mod:`.leases`, and ``docs/supabase.md``.
 """
