@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from app.store import TERMINAL_KINDS, TaskFinished, TaskNotFound, TaskStatus
+from app.store.base import canceled_data
 
 
 class StoreContract:
@@ -236,3 +237,107 @@ class StoreContract:
             assert ticks == list(range(50))
             all_ids.extend(e.id for e in events)
         assert len(all_ids) == len(set(all_ids))
+
+    # -- actors: who created a task, who canceled it ----------------------------------------
+
+    def test_created_by_travels_in_the_created_event(self, store):
+        named = store.create_task("named", None, "dev", {"recipe": "build"}, created_by="alice")
+        anonymous = store.create_task("anonymous", None, "dev")
+        assert named.created_by == "alice" and named.extra == {"recipe": "build"}
+        again = store.get_task(named.id)
+        assert again.created_by == "alice" and again.extra == {"recipe": "build"}
+        assert again.to_dict()["created_by"] == "alice"
+        [created] = store.events_after(named.id, 0)
+        assert created.data["created_by"] == "alice"
+        assert store.get_task(anonymous.id).created_by is None
+        [created] = store.events_after(anonymous.id, 0)
+        assert "created_by" not in created.data
+        assert {t.id: t.created_by for t in store.list_tasks(10)} == {
+            named.id: "alice", anonymous.id: None}
+
+    def test_cancel_of_a_queued_task_names_the_actor(self, store):
+        task = store.create_task("t", None, "dev", created_by="alice")
+        canceled = store.request_cancel(task.id, actor="bob")
+        assert canceled.status == TaskStatus.CANCELED and canceled.canceled_by == "bob"
+        [_, ended] = store.events_after(task.id, 0)
+        assert ended.kind == "canceled" and ended.data["canceled_by"] == "bob"
+        final = store.get_task(task.id)
+        assert (final.created_by, final.canceled_by) == ("alice", "bob")
+        with pytest.raises(TaskFinished):
+            store.request_cancel(task.id, actor="carol")
+        assert store.get_task(task.id).canceled_by == "bob"
+
+    def test_cancel_requester_of_a_running_task_is_the_first_asker(self, store):
+        task = store.create_task("t", None, "dev")
+        store.mark_running(task.id)
+        assert store.cancel_requester(task.id) is None
+        assert store.request_cancel(task.id, actor="bob").cancel_requested
+        store.request_cancel(task.id, actor="carol")  # too late to be the one named
+        store.request_cancel(task.id)
+        assert store.is_cancel_requested(task.id)
+        assert store.cancel_requester(task.id) == "bob"
+        # The process running it writes the name into the terminal event.
+        store.finish(task.id, TaskStatus.CANCELED, canceled_data("canceled by bob", "bob"))
+        final = store.get_task(task.id)
+        assert final.status == TaskStatus.CANCELED and final.canceled_by == "bob"
+        assert final.to_dict()["canceled_by"] == "bob"
+        assert store.events_after(task.id, 0)[-1].data == {"reason": "canceled by bob",
+                                                          "canceled_by": "bob"}
+
+    def test_an_anonymous_cancel_names_nobody(self, store):
+        task = store.create_task("t", None, "dev")
+        store.mark_running(task.id)
+        store.request_cancel(task.id)
+        assert store.is_cancel_requested(task.id)
+        assert store.cancel_requester(task.id) is None
+        store.finish(task.id, TaskStatus.CANCELED, canceled_data("canceled by an admin", None))
+        assert store.get_task(task.id).canceled_by is None
+        queued = store.create_task("q", None, "dev")
+        assert store.request_cancel(queued.id).canceled_by is None
+        assert "canceled_by" not in store.events_after(queued.id, 0)[-1].data
+
+    def test_cancel_of_an_unknown_task_by_an_actor(self, store):
+        with pytest.raises(TaskNotFound):
+            store.request_cancel(987654, actor="bob")
+
+    def test_list_by_creator_pages_newest_first(self, store):
+        owners = ["alice", "bob", None, "alice", "alice", "bob", "alice", None, "alice"]
+        ids = [store.create_task(f"t{n}", None, "dev", created_by=owner).id
+               for n, owner in enumerate(owners)]
+        alices = [i for i, owner in zip(ids, owners) if owner == "alice"][::-1]
+        listed = store.list_tasks(10, created_by="alice")
+        assert [t.id for t in listed] == alices
+        assert {t.created_by for t in listed} == {"alice"}
+        assert [t.id for t in store.list_tasks(10, created_by="bob")] == [ids[5], ids[1]]
+        assert store.list_tasks(10, created_by="nobody") == []
+        seen, cursor = [], None
+        while page := store.list_tasks(2, before_id=cursor, created_by="alice"):
+            assert len(page) <= 2
+            seen.extend(t.id for t in page)
+            cursor = page[-1].id
+        assert seen == alices
+        assert [t.id for t in store.list_tasks(10, before_id=alices[1], created_by="alice")] \
+            == alices[2:]
+
+    def test_list_by_creator_with_a_status_filter(self, store):
+        owners = ["alice", "bob", "alice", "alice", "bob", "alice", "alice", "alice"]
+        ids = [store.create_task(f"t{n}", None, "dev", created_by=owner).id
+               for n, owner in enumerate(owners)]
+        running = [ids[0], ids[1], ids[3], ids[7]]  # alice's: 0, 3, 7
+        for task_id in running:
+            store.mark_running(task_id)
+        store.request_cancel(ids[5], actor="bob")  # alice's, canceled while queued
+        listed = store.list_tasks(10, status=TaskStatus.RUNNING, created_by="alice")
+        assert [t.id for t in listed] == [ids[7], ids[3], ids[0]]
+        assert all(t.status == TaskStatus.RUNNING and t.started_at for t in listed)
+        assert [t.id for t in store.list_tasks(2, status=TaskStatus.RUNNING,
+                                               created_by="alice")] == [ids[7], ids[3]]
+        assert [t.id for t in store.list_tasks(2, status=TaskStatus.RUNNING, before_id=ids[3],
+                                               created_by="alice")] == [ids[0]]
+        assert [t.id for t in store.list_tasks(10, status=TaskStatus.QUEUED,
+                                               created_by="alice")] == [ids[6], ids[2]]
+        [canceled] = store.list_tasks(10, status=TaskStatus.CANCELED, created_by="alice")
+        assert canceled.id == ids[5] and canceled.canceled_by == "bob"
+        assert store.list_tasks(10, status=TaskStatus.DONE, created_by="alice") == []
+        assert [t.id for t in store.list_tasks(10, status=TaskStatus.RUNNING,
+                                               created_by="bob")] == [ids[1]]

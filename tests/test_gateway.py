@@ -30,6 +30,13 @@ def call(gateway, method, path, headers=None, **kwargs):
     ("POST", "rpc/anything", {}, {}),
     ("POST", "va_tasks", {}, [{"title": "a", "status": "queued"}]),
     ("PATCH", "va_tasks?id=eq.1&limit=1", {}, {"status": "running"}),
+    ("GET", "va_task_events?data_json->created_by=eq.x", {}, None),
+    ("GET", "va_task_events?data_json->>created_by=like.x%25", {}, None),
+    ("GET", "va_tasks?on_conflict=id", {}, None),
+    ("POST", "va_task_cancels?on_conflict=task_id", {"Prefer": "resolution=merge-duplicates"},
+     {"task_id": 1, "requested_by": "a"}),
+    ("POST", "va_task_cancels", {"Prefer": "resolution=ignore-duplicates"},
+     {"task_id": 1, "requested_by": "a"}),
 ])
 def test_unknown_query_shapes_answer_501(supabase_db, method, path, headers, body):
     response = call(supabase_db, method, path, headers, json=body)
@@ -101,3 +108,42 @@ def test_migration_is_idempotent_and_locks_out_other_roles(postgres, supabase_db
             assert conn.execute("SELECT count(*) FROM va_tasks").fetchone() == (0,)
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute("INSERT INTO va_tasks (title) VALUES ('x')")
+
+
+def test_ignore_duplicates_keeps_the_first_row(supabase_db):
+    prefer = {"Prefer": "return=representation"}
+    task_id = call(supabase_db, "POST", "va_tasks", prefer,
+                   json={"title": "t", "status": "running"}).json()[0]["id"]
+    ignore = {"Prefer": "return=representation,resolution=ignore-duplicates"}
+    path = "va_task_cancels?on_conflict=task_id"
+    first = call(supabase_db, "POST", path, ignore, json={"task_id": task_id,
+                                                          "requested_by": "bob"})
+    assert first.status_code == 201 and first.json()[0]["requested_by"] == "bob"
+    second = call(supabase_db, "POST", path, ignore, json={"task_id": task_id,
+                                                           "requested_by": "carol"})
+    assert (second.status_code, second.json()) == (201, [])  # skipped, not an error
+    plain = call(supabase_db, "POST", "va_task_cancels", prefer,
+                 json={"task_id": task_id, "requested_by": "dave"})
+    assert (plain.status_code, plain.json()["code"]) == (409, "23505")
+    rows = call(supabase_db, "GET", f"va_task_cancels?select=requested_by&task_id=eq.{task_id}")
+    assert rows.json() == [{"requested_by": "bob"}]
+    unknown = call(supabase_db, "POST", path, ignore, json={"task_id": 999,
+                                                            "requested_by": "bob"})
+    assert (unknown.status_code, unknown.json()["code"]) == (409, "23503")
+
+
+def test_json_text_filters_and_ranges(supabase_db):
+    prefer = {"Prefer": "return=representation"}
+    ids = []
+    for owner in ("alice", "bob", "alice"):
+        task_id = call(supabase_db, "POST", "va_tasks", prefer,
+                       json={"title": "t", "status": "queued"}).json()[0]["id"]
+        call(supabase_db, "POST", "va_task_events", prefer, json={
+            "task_id": task_id, "kind": "created", "data_json": {"created_by": owner}})
+        ids.append(task_id)
+    found = call(supabase_db, "GET", "va_task_events?select=task_id&kind=eq.created"
+                 "&data_json->>created_by=eq.alice&order=task_id.desc")
+    assert found.json() == [{"task_id": ids[2]}, {"task_id": ids[0]}]
+    ranged = call(supabase_db, "GET", f"va_tasks?select=id&id=gte.{ids[1]}&id=lte.{ids[2]}"
+                  "&order=id")
+    assert ranged.json() == [{"id": ids[1]}, {"id": ids[2]}]

@@ -1,5 +1,5 @@
-"""The Supabase backend: tasks in ``va_tasks``, events in ``va_task_events``, shared by
-every process (``docs/supabase.md``).
+"""The Supabase backend: tasks in ``va_tasks``, events in ``va_task_events``, who asked to
+cancel a running task in ``va_task_cancels``, shared by every process (``docs/supabase.md``).
 
 ``store`` is the :class:`~app.store.base.TaskStore`; ``rest`` the client and its errors;
 ``writer`` the single writer of a task's events and its outbox; ``pollers`` the one poller

@@ -27,6 +27,11 @@ TASKS = "va_tasks"
 EVENTS = "va_task_events"
 TASK_COLUMNS = ("id", "created_at", "title", "status")
 EVENT_COLUMNS = ("id", "created_at", "task_id", "kind", "data_json")
+CANCELS = "va_task_cancels"  # who asked to cancel a running task (the first asker)
+CANCEL_COLUMNS = ("task_id", "requested_by", "requested_at")
+AUDIT = "va_audit"  # the audit trail (app.audit.supabase writes it; the start-up check reads it)
+AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "outcome", "task_id", "client",
+                 "request_id", "detail")
 UNIQUE_VIOLATION = "23505"
 # A PostgREST or PostgreSQL error code: the database answered, so nothing was applied.
 _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")

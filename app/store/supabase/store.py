@@ -3,7 +3,8 @@
 A task row holds only ``id, created_at, title, status``; the rest is derived from the task's
 lifecycle events (see :mod:`app.store.base`). The row's status may also be ``canceling``: a cancel
 asked for, from any process, that the process running the task has not acted on yet; the API
-shows it as ``cancel_requested``. Who writes what (one writer per task's events), how
+shows it as ``cancel_requested``; who asked is in ``va_task_cancels`` (written before the
+flag, read by the process running the task). Who writes what (one writer per task's events), how
 streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`,
 :mod:`.leases`, and ``docs/supabase.md``.
 """
@@ -31,6 +32,7 @@ from ..base import (
 from .leases import Leases
 from .pollers import PollerHub
 from .rest import (
+    CANCELS,
     EVENTS,
     TASK_COLUMNS,
     TASKS,
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 
 _ROW_FILTER = {TaskStatus.QUEUED: ("queued", "canceling"),
                TaskStatus.RUNNING: ("running", "canceling")}
+FOREIGN_KEY_VIOLATION = "23503"
+# Created events read per request when listing one creator's tasks with a status filter
+# (without one, every created event is a task to show: a page of ``limit`` is enough).
+CREATOR_PAGE = 200
 
 
 class SupabaseStore(TaskStore):
@@ -117,17 +123,46 @@ class SupabaseStore(TaskStore):
 
     def list_tasks(self, limit, status=None, before_id=None, created_by=None):
         self._start()
-        query = self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
-        if status is not None:
-            query = query.in_("status", _ROW_FILTER.get(status, (status.value,)))
-        if before_id is not None:
-            query = query.lt("id", before_id)
-        rows = self._rest.run(query.order("id", desc=True).limit(limit))
+        if created_by is not None:
+            rows = self._creator_rows(limit, status, before_id, created_by)
+        else:
+            query = self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
+            if status is not None:
+                query = query.in_("status", _ROW_FILTER.get(status, (status.value,)))
+            if before_id is not None:
+                query = query.lt("id", before_id)
+            rows = self._rest.run(query.order("id", desc=True).limit(limit))
         if not rows:
             return []
         events = self._lifecycle([row["id"] for row in rows])
         tasks = [task_from_row(row, events.get(row["id"], [])) for row in rows]
         return [t for t in tasks if status is None or t.status == status]
+
+    def _creator_rows(self, limit: int, status: TaskStatus | None, before_id: int | None,
+                      created_by: str) -> list[dict[str, Any]]:
+        """The rows of up to ``limit`` tasks ``created_by`` the actor, newest first: page
+        through the actor's ``created`` events (an index serves them), then read those
+        tasks' rows (with the status filter), until the page is full or none are left."""
+        page = limit if status is None else max(limit, CREATOR_PAGE)
+        rows: list[dict[str, Any]] = []
+        while len(rows) < limit:
+            query = (self._rest.table(EVENTS).select("task_id").eq("kind", "created")
+                     .eq("data_json->>created_by", created_by))
+            if before_id is not None:
+                query = query.lt("task_id", before_id)
+            task_ids = [row["task_id"] for row in
+                        self._rest.run(query.order("task_id", desc=True).limit(page))]
+            if task_ids:
+                tasks = (self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
+                         .in_("id", task_ids))
+                if status is not None:
+                    tasks = tasks.in_("status", _ROW_FILTER.get(status, (status.value,)))
+                found = self._rest.run(tasks.order("id", desc=True).limit(page))
+                rows.extend(found[:limit - len(rows)])
+            if len(task_ids) < page:
+                break
+            before_id = task_ids[-1]
+        return rows
 
     def mark_running(self, task_id):
         self._start()
@@ -207,7 +242,12 @@ class SupabaseStore(TaskStore):
                                        .eq("id", task_id).in_("status", statuses)))
 
         self._forget(task_id)
-        if flag("queued"):
+        queued = flag("queued")
+        if not queued and actor is not None:
+            # Running (or ended): who asks is written before the flag, so that the process
+            # running the task finds the name once it sees the flag. The first asker wins.
+            self._record_requester(task_id, actor)
+        if queued:
             # It had not started (and now cannot): this process writes its end.
             try:
                 ended = self._writer.finish(task_id, TaskStatus.CANCELED,
@@ -252,8 +292,21 @@ class SupabaseStore(TaskStore):
             self._cancel_read_at = time.monotonic()
             return self._cancel_flags.get(task_id, False)
 
+    def _record_requester(self, task_id: int, actor: str) -> None:
+        try:
+            self._rest.run(self._rest.table(CANCELS).upsert(
+                {"task_id": task_id, "requested_by": actor}, on_conflict="task_id",
+                ignore_duplicates=True, returning="minimal"))
+        except SupabaseError as error:
+            if error.code == FOREIGN_KEY_VIOLATION:
+                raise TaskNotFound(f"task {task_id} not found") from None
+            raise
+
     def cancel_requester(self, task_id):
-        return None
+        self._start()
+        rows = self._rest.run(self._rest.table(CANCELS).select("requested_by")
+                              .eq("task_id", task_id))
+        return rows[0]["requested_by"] if rows else None
 
     def events_after(self, task_id, after_id, limit=100):
         self._start()
@@ -279,7 +332,8 @@ class SupabaseStore(TaskStore):
         task_ids = [row["task_id"] for row in ended]
         if not task_ids:
             return 0
-        # Deleting the rows deletes their events too (on delete cascade).
+        # Deleting the rows deletes their events and cancel requesters too (on delete
+        # cascade).
         self._rest.run(self._rest.table(TASKS).delete(returning="minimal").in_("id", task_ids))
         with self._lock:
             self._known.difference_update(task_ids)

@@ -3,11 +3,15 @@
 Strict on purpose: a query shape not listed here answers 501, so that a new kind of request
 from the store cannot pass the tests unnoticed. Implemented:
 
-- ``GET /rest/v1/T?select=a,b`` (or ``*``) with filters ``col=eq|neq|gt|lt.v`` and
-  ``col=in.(v1,v2)``, ``order=col.asc|desc[,...]`` and ``limit=N``;
+- ``GET /rest/v1/T?select=a,b`` (or ``*``) with filters ``col=eq|neq|gt|gte|lt|lte.v`` and
+  ``col=in.(v1,v2)`` (``col`` may be ``json_col->>key``: the key's text),
+  ``order=col.asc|desc[,...]`` and ``limit=N``;
 - ``POST /rest/v1/T`` (an object, or an array with ``?columns=``), ``PATCH /rest/v1/T`` and
   ``DELETE /rest/v1/T`` with filters, each with ``Prefer: return=representation`` or
   ``return=minimal``;
+- ``POST`` with ``?on_conflict=col`` and ``Prefer: resolution=ignore-duplicates``
+  (``INSERT ... ON CONFLICT (col) DO NOTHING``: the rows that conflict are skipped, and
+  ``return=representation`` answers only the rows inserted);
 - ``Accept: application/vnd.pgrst.object+json`` (exactly one row, else PGRST116);
 - the ``apikey`` and ``Authorization: Bearer`` headers checked against the service key;
 - PostgREST's error JSON (``code``, ``message``, ``details``, ``hint``) and status codes.
@@ -23,8 +27,10 @@ from psycopg import sql
 
 SINGLE = "application/vnd.pgrst.object+json"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "lt": "<"}
-KNOWN_PREFER = {"return=representation", "return=minimal"}
+OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+IGNORE_DUPLICATES = "resolution=ignore-duplicates"
+KNOWN_PREFER = {"return=representation", "return=minimal", IGNORE_DUPLICATES}
+JSON_TEXT = "->>"
 
 
 class PgrstError(Exception):
@@ -57,24 +63,34 @@ class Query:
         self.table = identifier(table, "the path /rest/v1/")
         self.select: list[str] | None = None
         self.columns: list[str] | None = None
-        self.filters: list[tuple[str, str, Any]] = []
+        # (column, JSON key or None, operator, operand)
+        self.filters: list[tuple[str, str | None, str, Any]] = []
         self.order: list[tuple[str, str]] = []
         self.limit: int | None = None
+        self.on_conflict: list[str] | None = None
         self._parse_args(args)
         self.single = self._accept(headers.get("Accept"))
-        self.representation = self._prefer(headers.get("Prefer"))
+        self.representation, self.ignore_duplicates = self._prefer(headers.get("Prefer"))
+        if self.on_conflict is not None and method != "POST":
+            raise not_implemented(f"on_conflict on a {method}")
+        if self.ignore_duplicates and (method != "POST" or self.on_conflict is None):
+            # PostgREST would fall back on the primary key; nothing here sends that.
+            raise not_implemented("Prefer: resolution=ignore-duplicates without a POST's "
+                                  "?on_conflict=")
         self.body = body
 
     def _parse_args(self, args) -> None:
         seen = set()
         for key, value in args:
-            if key in seen and key in {"select", "order", "limit", "columns"}:
+            if key in seen and key in {"select", "order", "limit", "columns", "on_conflict"}:
                 raise not_implemented(f"a repeated {key} parameter")
             seen.add(key)
             if key == "select":
                 self.select = self._column_list(value, allow_star=True)
             elif key == "columns":
                 self.columns = self._column_list(value, allow_star=False)
+            elif key == "on_conflict":
+                self.on_conflict = self._column_list(value, allow_star=False)
             elif key == "order":
                 self.order = [self._order_term(term) for term in value.split(",")]
             elif key == "limit":
@@ -82,7 +98,10 @@ class Query:
                     raise PgrstError(400, "PGRST102", f"invalid limit {value!r}")
                 self.limit = int(value)
             else:
-                self.filters.append(self._filter(identifier(key, "the parameter"), value))
+                column, arrow, json_key = key.partition(JSON_TEXT)
+                self.filters.append(self._filter(
+                    identifier(column, "the parameter"),
+                    identifier(json_key, "the JSON key") if arrow else None, value))
 
     @staticmethod
     def _column_list(value: str, allow_star: bool) -> list[str]:
@@ -99,16 +118,17 @@ class Query:
         return identifier(column, "the order column"), direction or "asc"
 
     @staticmethod
-    def _filter(column: str, value: str) -> tuple[str, str, Any]:
+    def _filter(column: str, json_key: str | None, value: str
+                ) -> tuple[str, str | None, str, Any]:
         op, dot, operand = value.partition(".")
         if not dot:
             raise PgrstError(400, "PGRST100", f'"failed to parse filter ({value})"')
         if op in OPERATORS:
-            return column, OPERATORS[op], operand
+            return column, json_key, OPERATORS[op], operand
         if op == "in":
             if not (operand.startswith("(") and operand.endswith(")")):
                 raise PgrstError(400, "PGRST100", f'"failed to parse filter (in.{operand})"')
-            return column, "IN", _split_list(operand[1:-1])
+            return column, json_key, "IN", _split_list(operand[1:-1])
         raise not_implemented(f"the filter operator {op!r}")
 
     @staticmethod
@@ -120,12 +140,13 @@ class Query:
         raise not_implemented(f"Accept: {accept}")
 
     @staticmethod
-    def _prefer(prefer: str | None) -> bool:
+    def _prefer(prefer: str | None) -> tuple[bool, bool]:
+        """Whether to answer the rows, and whether to skip the rows that conflict."""
         tokens = [t.strip() for t in (prefer or "").split(",") if t.strip()]
         unknown = [t for t in tokens if t not in KNOWN_PREFER]
         if unknown:
             raise not_implemented(f"Prefer: {', '.join(unknown)}")
-        return "return=representation" in tokens
+        return "return=representation" in tokens, IGNORE_DUPLICATES in tokens
 
     def json_body(self) -> Any:
         try:
@@ -181,8 +202,10 @@ def _where(query: Query, params: list[Any]) -> sql.Composable:
     if not query.filters:
         return sql.SQL("")
     terms = []
-    for column, op, operand in query.filters:
+    for column, json_key, op, operand in query.filters:
         target = sql.Identifier(query.table, column)
+        if json_key is not None:  # PostgREST: "col->>key" filters on the key's text
+            target = sql.SQL("({} ->> {})").format(target, sql.Literal(json_key))
         if op == "IN":
             if not operand:
                 terms.append(sql.SQL("false"))
@@ -232,11 +255,15 @@ def _insert(query: Query):
     if query.columns is None and any(set(r) != set(columns) for r in rows):
         raise PgrstError(400, "PGRST102", "All object keys must match")
     names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    conflict = sql.SQL("")
+    if query.ignore_duplicates:
+        conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in query.on_conflict))
     statement = sql.SQL(
         "WITH _ins AS (INSERT INTO {table} ({names}) SELECT {names} FROM "
-        "json_populate_recordset(NULL::{table}, %s::json) RETURNING {returning}) "
+        "json_populate_recordset(NULL::{table}, %s::json){conflict} RETURNING {returning}) "
         "SELECT coalesce(json_agg(_ins), '[]'::json)::text FROM _ins"
-    ).format(table=_table(query), names=names, returning=_returning(query))
+    ).format(table=_table(query), names=names, conflict=conflict, returning=_returning(query))
     return statement, [json.dumps(rows)]
 
 
