@@ -44,7 +44,9 @@ def _identify() -> Principal | None:
         return principal
     if known.proxy_header is None:
         return None
-    user = request.headers.get(known.proxy_header, "").strip()
+    # Lower case, as the credentials file keeps emails: one user, one actor name, however
+    # the identity provider spells it (the audit trail and created_by match names exactly).
+    user = request.headers.get(known.proxy_header, "").strip().lower()
     if not user:
         return None
     if not request.environ.get(TRUSTED_PEER):

@@ -1,6 +1,7 @@
-"""Real nginx with the shipped ``docs/deploy/nginx.conf``, and ``curl -N`` reading a stream.
+"""Real nginx with the shipped ``docs/deploy/nginx.conf`` (or ``nginx-sso.conf``), and
+``curl -N`` reading a stream.
 
-The server block is used as users install it; only the upstream port, the listen address and,
+The server block is used as users install it; only the upstream ports, the listen address and,
 when a test asks, the stream's ``proxy_read_timeout`` are changed. nginx runs from a temporary
 prefix on a free port; the system's nginx is never touched.
 """
@@ -29,6 +30,8 @@ from .processes import (
 )
 
 SITE = ROOT / "docs" / "deploy" / "nginx.conf"
+# The same with single sign-on (auth_request to a sign-in service on 127.0.0.1:4180).
+SSO_SITE = ROOT / "docs" / "deploy" / "nginx-sso.conf"
 
 MAIN_CONF = """\
 daemon off;
@@ -49,24 +52,29 @@ http {{
 """
 
 
-def site_config(upstream_port: int, listen_port: int, stream_read_timeout: str | None) -> str:
-    """docs/deploy/nginx.conf with the ports (and the stream read timeout) replaced."""
-    text = SITE.read_text()
+def site_config(upstream_port: int, listen_port: int, stream_read_timeout: str | None,
+                site: Path = SITE, sign_in_port: int | None = None) -> str:
+    """``site`` (docs/deploy/nginx.conf) with the ports (and the stream read timeout)
+    replaced; ``sign_in_port`` is the sign-in service's, for nginx-sso.conf."""
+    text = site.read_text()
     changes = [(r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
                (r"(?m)^(\s*)listen 80;", rf"\g<1>listen 127.0.0.1:{listen_port};")]
+    if sign_in_port is not None:
+        changes.append((r"server 127\.0\.0\.1:4180;", f"server 127.0.0.1:{sign_in_port};"))
     if stream_read_timeout is not None:
         changes.append((r"proxy_read_timeout 1h;", f"proxy_read_timeout {stream_read_timeout};"))
     for pattern, replacement in changes:
         text, count = re.subn(pattern, replacement, text)
-        assert count == 1, f"{SITE.name} no longer has exactly one {pattern!r}"
+        assert count == 1, f"{site.name} no longer has exactly one {pattern!r}"
     return text
 
 
 class NginxServer(Service):
-    """nginx on a free port in front of ``upstream_port``."""
+    """nginx on a free port in front of ``upstream_port``, with ``site`` (and, for
+    nginx-sso.conf, the sign-in service on ``sign_in_port``)."""
 
     def __init__(self, upstream_port: int, stream_read_timeout: str | None = None,
-                 admin_token: str = ADMIN):
+                 admin_token: str = ADMIN, site: Path = SITE, sign_in_port: int | None = None):
         # Debian puts nginx in /usr/sbin, which is not on an ordinary user's PATH.
         self.binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") \
             or require_program("nginx")
@@ -76,7 +84,7 @@ class NginxServer(Service):
         self.dir = Path(self._tmp.name)
         self.dir.chmod(0o755)  # nginx's workers run as an unprivileged user when we are root
         (self.dir / "site.conf").write_text(
-            site_config(upstream_port, self.port, stream_read_timeout))
+            site_config(upstream_port, self.port, stream_read_timeout, site, sign_in_port))
         (self.dir / "nginx.conf").write_text(MAIN_CONF.format(tmp=self.dir))
         self.process: subprocess.Popen | None = None
         self.admin = LiveAdmin(self.url, admin_token)
