@@ -506,6 +506,9 @@ class CliSettings:
 
     url: str = setting("OPS_URL", "http://127.0.0.1:8080",
                        help="the server the task commands call")
+    token: str | None = setting("OPS_TOKEN", None, repr=False,
+                                help="the token the task commands send (a named token of the "
+                                "credentials file); SETTINGS_ADMIN_TOKEN when unset")
 
 
 SETTINGS_CLASSES = (Settings, ServerSettings, CliSettings)

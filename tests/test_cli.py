@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,7 +16,9 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import cli
-from app.cli.output import EventPrinter, task_table
+from app.cli.output import EventPrinter, audit_table, task_table
+from app.credential_file import Credential, parse_credentials, token_hash
+from app.roles import Role
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
 from tests.support.nginx import NginxServer
@@ -66,11 +69,11 @@ def test_create_list_show_and_follow(server):
 
     listed = run("list", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     header, *rows = listed.output.splitlines()
-    assert header.split() == ["ID", "STATUS", "RUNNER", "CREATED", "DURATION", "TITLE"]
+    assert header.split() == ["ID", "STATUS", "RUNNER", "CREATED", "BY", "DURATION", "TITLE"]
     assert any(line.split()[0] == task_id and line.endswith("Deploy api") for line in rows)
-    assert all(re.search(r"  (\d+[smhd] ago)  ", line) for line in rows), rows
+    assert all(re.search(r"  (\d+[smhd] ago) +admin  ", line) for line in rows), rows
     shown = run("show", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
-    assert '"body": "v2"' in shown.output
+    assert '"body": "v2"' in shown.output and '"created_by": "admin"' in shown.output
 
     followed = run("follow", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert followed.exit_code == 0
@@ -110,6 +113,10 @@ def test_token_opens_the_stream(server):
     minted = run("token", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     token = minted.stdout.strip()
     assert token.startswith(f"v1.{task_id}.") and "expires at" in minted.stderr
+    spelled_out = run("token", "stream", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert spelled_out.stdout.startswith(f"v1.{task_id}.") and spelled_out.stdout != token
+    not_an_id = run("token", "abc", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert not_an_id.exit_code == 2 and "'abc' is not a valid integer" in not_an_id.output
     stream = requests.get(f"{server.url}/ops/tasks/{task_id}/stream", params={"token": token},
                           timeout=20)
     assert [e["kind"] for e in events(stream.text)] == DEV_KINDS
@@ -124,7 +131,9 @@ def test_errors_say_what_is_wrong(server):
     unknown = run("follow", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert unknown.exit_code == 1 and unknown.output == "Error: task 999999 not found\n"
     no_token = run("list", url=server.url)
-    assert no_token.exit_code == 2 and "SETTINGS_ADMIN_TOKEN is not set" in no_token.output
+    assert no_token.exit_code == 2
+    assert "no token: export yours as OPS_TOKEN, or the server's admin token as " \
+        "SETTINGS_ADMIN_TOKEN" in no_token.output
 
 
 def test_an_unreachable_server_is_one_line_at_once():
@@ -201,7 +210,139 @@ def test_follow_prints_a_recipes_output_as_lines_stderr_to_stderr():
     assert re.search(r" failed   exit code 2 · 6 output lines · after \d+\.\ds$", out[-1])
 
 
+# -- named credentials: tokens `ops token new` made, their roles, the audit trail ------------
+
+def new_credential(name: str, *role: str, **env: str) -> tuple[str, str]:
+    """``ops token new``: the token (stdout's first line) and the entry printed after it."""
+    made = run("token", "new", name, *role, **env)
+    assert made.exit_code == 0, made.output
+    token, *entry = made.stdout.splitlines()
+    return token, "\n".join(entry) + "\n"
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory):
+    """A server whose credentials file holds what ``ops token new`` printed: vera, a viewer,
+    and otto, an operator. ``named.as_(name)`` runs a command with that name's token."""
+    tokens, entries = {}, []
+    for name, role in (("vera", "viewer"), ("otto", "operator")):
+        tokens[name], entry = new_credential(name, "--role", role)
+        entries.append(entry)
+    path = tmp_path_factory.mktemp("credentials") / "tokens.toml"
+    path.write_text("\n".join(entries))
+    with GunicornServer({**SERVER_ENV, "OPS_TOKENS_FILE": str(path)}) as server:
+        def as_(name: str, *args: str):
+            if name == "admin":
+                return run(*args, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+            # OPS_TOKEN goes before the admin token
+            return run(*args, url=server.url, OPS_TOKEN=tokens[name], SETTINGS_ADMIN_TOKEN=ADMIN)
+        server.as_ = as_
+        yield server
+
+
+@pytest.mark.live
+def test_a_viewer_token_reads_but_creates_nothing(named):
+    me = named.as_("vera", "whoami")
+    assert me.exit_code == 0, me.output
+    assert me.output == "name: vera\nrole: viewer\nvia:  token\nmay:  read\n"
+    assert named.as_("otto", "whoami").output.splitlines()[-1] == "may:  read, create, cancel"
+    assert '"audit": true' in named.as_("admin", "whoami", "--json").output
+
+    assert named.as_("vera", "list").exit_code == 0
+    refused = named.as_("vera", "create", "not mine to make")
+    assert refused.exit_code == 1
+    assert refused.output == "Error: 403 this needs the operator role; vera is viewer\n"
+    no_audit = named.as_("vera", "audit")
+    assert no_audit.exit_code == 1 and "403 this needs the admin role" in no_audit.output
+
+    wrong = run("whoami", url=named.url, OPS_TOKEN="ops_not-a-token")
+    assert wrong.exit_code == 1
+    assert wrong.output == ("Error: 401 invalid X-Admin-Token (is OPS_TOKEN a token of this "
+                            "server?)\n")
+
+
+@pytest.mark.live
+def test_tasks_say_who_created_and_canceled_them(named):
+    mine = named.as_("otto", "create", "otto's").output.split()[0]
+    theirs = named.as_("admin", "create", "admin's").output.split()[0]
+    assert named.as_("otto", "cancel", mine).exit_code == 0
+    assert named.as_("vera", "follow", mine).exit_code == 1  # it ends canceled
+
+    header, *rows = named.as_("vera", "list", "--created-by", "otto").output.splitlines()
+    assert header.split()[4] == "BY"
+    assert mine in [row.split()[0] for row in rows]
+    assert theirs not in [row.split()[0] for row in rows]
+    assert all(row.split()[5] == "otto" for row in rows), rows  # "3s ago" is two words
+    nobody = named.as_("vera", "list", "--created-by", "nobody")
+    assert nobody.exit_code == 0 and nobody.stderr == "no tasks created by nobody\n"
+
+    shown = named.as_("vera", "show", mine).output
+    assert '"created_by": "otto"' in shown and '"canceled_by": "otto"' in shown
+    assert '"canceled_by": null' in named.as_("vera", "show", theirs).output
+
+
+@pytest.mark.live
+def test_audit_lists_who_did_what(named):
+    task_id = named.as_("otto", "create", "audited").output.split()[0]
+    named.as_("vera", "create", "refused")
+
+    about = named.as_("admin", "audit", "--task", task_id)
+    assert about.exit_code == 0, about.output
+    header, *rows = about.output.splitlines()
+    assert header.split() == ["TIME", "ACTOR", "ACTION", "TASK", "OUTCOME", "CLIENT", "DETAIL"]
+    assert [row.split()[2:7] for row in rows] == [
+        ["otto", "task.create", task_id, "ok", "127.0.0.1"]]
+    denied = named.as_("admin", "audit", "--actor", "vera", "--action", "task.create").output
+    assert re.search(r" vera +task\.create +- +denied +127\.0\.0\.1 +403 this needs the "
+                     r"operator role", denied), denied
+
+    # --all follows next_cursor: pages of one record add up to the same records
+    one_page = named.as_("admin", "audit", "--json", "--limit", "200").output
+    paged = named.as_("admin", "audit", "--json", "--limit", "1", "--all").output
+    assert json.loads(paged)["records"] == json.loads(one_page)["records"]
+    assert len(json.loads(paged)["records"]) > 2
+    first = named.as_("admin", "audit", "--limit", "1")
+    assert len(first.stdout.splitlines()) == 2 and "--all" in first.stderr
+
+    late = named.as_("admin", "audit", "--since", "2999-01-01T00:00:00Z")
+    assert late.exit_code == 0 and late.stderr == "no audit records match\n"
+    bad = named.as_("admin", "audit", "--since", "yesterday")
+    assert bad.exit_code == 1
+    assert bad.output.startswith("Error: 422 since must be an ISO 8601 time"), bad.output
+
+
 # -- commands that need no server ------------------------------------------------------------
+
+def test_token_new_prints_a_token_once_and_the_entry_that_grants_it(tmp_path):
+    token, entry = new_credential("alice")
+    assert token.startswith("ops_") and token not in entry
+    assert f'sha256 = "{token_hash(token)}"' in entry
+    assert parse_credentials(entry).by_token(token) == Credential("alice", Role.VIEWER)
+    assert new_credential("alice")[0] != token  # fresh each time
+
+    made = run("token", "new", "ci.bot", "--role", "admin")
+    assert "shown only this once" in made.stderr and "OPS_TOKENS_FILE" in made.stderr
+    ci_token, *ci_entry = made.stdout.splitlines()
+    assert parse_credentials("\n".join(ci_entry)).by_token(ci_token).role is Role.ADMIN
+
+    path = tmp_path / "tokens.toml"
+    path.write_text(entry)
+    again = run("token", "new", "alice", OPS_TOKENS_FILE=str(path))
+    assert f"{path} already has a token named alice" in again.stderr
+
+    for name, says in (("admin", "'admin' is the admin token's name"),
+                       (".x", "a name is 1-64 letters"), ("a b", "a name is 1-64 letters"),
+                       ("a" * 65, "a name is 1-64 letters")):
+        refused = run("token", "new", name)
+        assert refused.exit_code == 2 and says in refused.output, refused.output
+    assert "'boss' is not one of" in run("token", "new", "bob", "--role", "boss").output
+
+    # The real command line, with no server and no settings at all
+    real = flask("token", "new", "ci", "--role", "operator")
+    assert real.returncode == 0, real.stderr
+    token, *lines = real.stdout.splitlines()
+    assert parse_credentials("\n".join(lines)).by_token(token) == Credential("ci", Role.OPERATOR)
+
 
 def test_migrations_prints_every_file_in_name_order(tmp_path):
     (tmp_path / "0002_events.sql").write_text("create table b ();\n")
@@ -314,14 +455,36 @@ def test_the_task_table_aligns_columns_and_says_how_long_ago():
 
     tasks = [{"id": 12, "status": "running", "runner": "recipe", "created_at": at(seconds=42),
               "started_at": at(seconds=40), "finished_at": None, "title": "Deploy api",
-              "cancel_requested": True},
+              "cancel_requested": True, "created_by": "alice"},
              {"id": 9, "status": "done", "runner": "dev", "created_at": at(hours=3),
               "started_at": at(hours=3), "finished_at": at(hours=3, seconds=-2),
-              "title": "Build", "cancel_requested": False},
+              "title": "Build", "cancel_requested": False, "created_by": "admin"},
              {"id": 3, "status": "queued", "runner": "llm", "created_at": at(days=2),
               "started_at": None, "finished_at": None, "title": "Ask"}]
     assert [click.unstyle(line) for line in task_table(tasks, now)] == [
-        "ID  STATUS               RUNNER  CREATED  DURATION  TITLE",
-        "12  running (canceling)  recipe  42s ago  40.0s     Deploy api",
-        " 9  done                 dev     3h ago   2.0s      Build",
-        " 3  queued               llm     2d ago   -         Ask"]
+        "ID  STATUS               RUNNER  CREATED  BY     DURATION  TITLE",
+        "12  running (canceling)  recipe  42s ago  alice  40.0s     Deploy api",
+        " 9  done                 dev     3h ago   admin  2.0s      Build",
+        " 3  queued               llm     2d ago   -      -         Ask"]
+
+
+def test_the_audit_table_aligns_columns_and_puts_the_details_last():
+    records = [{"id": 3, "at": "2026-12-01T09:00:02.000000Z", "actor": "vera",
+                "action": "task.create", "outcome": "denied", "task_id": None,
+                "client": "10.0.0.7", "request_id": "r3",
+                "detail": {"status": 403, "error": "this needs the operator role"}},
+               {"id": 2, "at": "2026-12-01T09:00:01.000000Z", "actor": None,
+                "action": "auth.refused", "outcome": "denied", "task_id": None,
+                "client": "10.0.0.9", "request_id": None,
+                "detail": {"reason": "invalid X-Admin-Token", "status": 401, "count": 3}},
+               {"id": 1, "at": "2026-12-01T09:00:00.000000Z", "actor": "otto",
+                "action": "task.create", "outcome": "ok", "task_id": 12, "client": "10.0.0.7",
+                "request_id": "r1", "detail": {"status": 201}}]
+    lines = [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TIME", click.unstyle(line))
+             for line in audit_table(records)]
+    assert lines == [
+        "TIME                 ACTOR  ACTION        TASK  OUTCOME  CLIENT    DETAIL",
+        "TIME  vera   task.create      -  denied   10.0.0.7  403 this needs the operator role",
+        "TIME  -      auth.refused     -  denied   10.0.0.9  401 invalid X-Admin-Token (3 times)",
+        "TIME  otto   task.create     12  ok       10.0.0.7  201"]
+    assert "\x1b[32m" in audit_table(records)[-1]  # ok in green on a terminal

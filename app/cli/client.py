@@ -23,11 +23,14 @@ class Unreachable(click.ClickException):
 
 
 class Api:
-    """The admin API of a running server."""
+    """The API of a running server, called with one token: ``source`` names the variable it
+    came from (``OPS_TOKEN`` or ``SETTINGS_ADMIN_TOKEN``), for the messages."""
 
-    def __init__(self, url: str, token: str | None, timeout: float = 10.0):
+    def __init__(self, url: str, token: str | None, timeout: float = 10.0,
+                 source: str = "SETTINGS_ADMIN_TOKEN"):
         self.url = url.rstrip("/")
         self.token = token
+        self.source = source
         self.timeout = timeout
         self.session = requests.Session()
 
@@ -38,27 +41,30 @@ class Api:
     def send(self, method: str, path: str, **kwargs) -> requests.Response:
         """The answer, or a ClickException that says what went wrong."""
         if not self.token:
-            raise click.UsageError("SETTINGS_ADMIN_TOKEN is not set: export the admin token of "
-                                   "the server to call")
+            raise click.UsageError("no token: export yours as OPS_TOKEN, or the server's admin "
+                                   "token as SETTINGS_ADMIN_TOKEN")
         headers = {"X-Admin-Token": self.token, **kwargs.pop("headers", {})}
         try:
             response = self.session.request(method, self.url + path, headers=headers, **kwargs)
         except requests.RequestException as error:
             raise Unreachable(f"cannot reach {self.url}: {why(error)}") from None
         if response.status_code >= 400:
-            message = _message(method, path, response)  # read before closing: a stream's too
+            # read before closing: a stream's too
+            message = _message(method, path, response, self.source)
             response.close()
             raise AnswerError(message, response.status_code)
         return response
 
 
-def _message(method: str, path: str, response: requests.Response) -> str:
+def _message(method: str, path: str, response: requests.Response, source: str) -> str:
     """The server's own words for an error, with the status; ``task 9 not found`` for a 404."""
     status, error = response.status_code, _error_of(response)
     if status == 404 and error.startswith("task "):
         return error
     if status == 401:
-        return f"401 {error or 'unauthorized'} (is SETTINGS_ADMIN_TOKEN the server's admin token?)"
+        hint = (f"is {source} a token of this server?" if source == "OPS_TOKEN" else
+                f"is {source} the server's admin token?")
+        return f"401 {error or 'unauthorized'} ({hint})"
     if not error:
         return f"{method} {path}: {status} {response.reason or ''}".rstrip()
     return f"{status} {error}"

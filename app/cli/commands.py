@@ -1,12 +1,13 @@
 """``flask --app wsgi ops ...``: what an operator does at a terminal.
 
-The task commands (create, list, show, follow, cancel, token, recipes) call the HTTP API of a
-running server: ``--url`` (or ``OPS_URL``; default ``http://127.0.0.1:8080``) with the admin
-token from ``SETTINGS_ADMIN_TOKEN``. That is the only way that works with the in-process store
-(its tasks live inside the server) and the way to reach a server on another host; ``follow``
-resumes with ``Last-Event-ID`` when the connection drops, as a browser would. ``migrations``
-and ``check`` read local files and the environment and need no server. What they print for a
-person is :mod:`.output`; :mod:`.client` calls the server and words its failures.
+The task commands (create, list, show, follow, cancel, token, recipes, audit, whoami) call
+the HTTP API of a running server: ``--url`` (or ``OPS_URL``; default ``http://127.0.0.1:8080``)
+with the token from ``OPS_TOKEN`` (a named token of the credentials file), else the admin token
+from ``SETTINGS_ADMIN_TOKEN``. That is the only way that works with the in-process store (its
+tasks live inside the server) and the way to reach a server on another host; ``follow``
+resumes with ``Last-Event-ID`` when the connection drops, as a browser would. ``migrations``,
+``check`` and ``token new`` read local files and the environment and need no server. What they
+print for a person is :mod:`.output`; :mod:`.client` calls the server and words its failures.
 
 The group is also a ``flask.commands`` entry point (setup.cfg), so ``ops check`` still runs
 when the configuration is too broken for the app to load.
@@ -23,10 +24,19 @@ import click
 import requests
 
 from ..config import CliSettings, declarations
+from ..credential_file import (
+    ADMIN_NAME,
+    NAME,
+    CredentialFileError,
+    load_credentials,
+    new_token,
+    stanza,
+)
+from ..roles import ROLE_NAMES, Role
 from ..store.base import TERMINAL_KINDS
 from ..stream.reader import read_messages
 from .client import AnswerError, Api, Unreachable, why
-from .output import EventPrinter, echo, recipe_lines, task_table
+from .output import EventPrinter, audit_table, echo, recipe_lines, task_table
 
 DEFAULT_URL = declarations(CliSettings)["url"].default
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
@@ -41,9 +51,10 @@ pass_api = click.make_pass_decorator(Api)
               help="The server to call (env OPS_URL).")
 @click.pass_context
 def cli(ctx: click.Context, url: str) -> None:
-    """Operate the Ops Orchestrator. Task commands call the server at --url with the admin
-    token from SETTINGS_ADMIN_TOKEN."""
-    ctx.obj = Api(url, os.environ.get("SETTINGS_ADMIN_TOKEN", "").strip() or None)
+    """Operate the Ops Orchestrator. Task commands call the server at --url with the token
+    from OPS_TOKEN, else the admin token from SETTINGS_ADMIN_TOKEN."""
+    source = "OPS_TOKEN" if os.environ.get("OPS_TOKEN", "").strip() else "SETTINGS_ADMIN_TOKEN"
+    ctx.obj = Api(url, os.environ.get(source, "").strip() or None, source=source)
 
 
 def _params(ctx, option, values: tuple[str, ...]) -> dict[str, str]:
@@ -89,14 +100,17 @@ def create(ctx: click.Context, api: Api, title: str, body: str | None, recipe: s
 
 @cli.command("list")
 @click.option("--status", help="Only tasks with this status.")
+@click.option("--created-by", metavar="NAME", help="Only tasks this credential or user created.")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @pass_api
-def list_tasks(api: Api, status: str | None, limit: int) -> None:
-    """List the newest tasks: id, status, runner, age, duration, title."""
-    params = {"limit": limit, **({"status": status} if status else {})}
+def list_tasks(api: Api, status: str | None, created_by: str | None, limit: int) -> None:
+    """List the newest tasks: id, status, runner, age, who created it, duration, title."""
+    params = {"limit": limit, **({"status": status} if status else {}),
+              **({"created_by": created_by} if created_by else {})}
     tasks = api.call("GET", "/ops/tasks", params=params)["tasks"]
     if not tasks:
-        click.echo("no tasks" + (f" with status {status}" if status else ""), err=True)
+        click.echo("no tasks" + (f" with status {status}" if status else "")
+                   + (f" created by {created_by}" if created_by else ""), err=True)
         return
     for line in task_table(tasks):
         echo(line)
@@ -127,7 +141,7 @@ def recipes(api: Api, as_json: bool) -> None:
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_api
 def show(api: Api, task_id: int) -> None:
-    """Print one task as JSON."""
+    """Print one task as JSON (created_by and canceled_by say who did)."""
     click.echo(json.dumps(api.call("GET", f"/ops/tasks/{task_id}"), indent=2))
 
 
@@ -160,15 +174,130 @@ def cancel(api: Api, task_id: int) -> None:
     click.echo(f"{task['id']} {state}")
 
 
-@cli.command()
+class TokenCommands(click.Group):
+    """``token ID`` is short for ``token stream ID``: any first argument that names no
+    subcommand goes to ``stream``, as ``ops token ID`` did before ``token new`` existed."""
+
+    default = "stream"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=TokenCommands, subcommand_metavar="ID | new NAME [--role ROLE]")
+def token() -> None:
+    """Mint a stream token for a task (`token ID`), or make a named credential (`token new
+    NAME --role ROLE`)."""
+
+
+@token.command("stream")
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_api
-def token(api: Api, task_id: int) -> None:
-    """Mint a stream token for a task: the token on stdout, its expiry on stderr."""
+def stream_token(api: Api, task_id: int) -> None:
+    """Mint a stream token for a task: the token on stdout, its expiry on stderr (`token ID`
+    is the same)."""
     answer = api.call("POST", "/ops/stream_tokens", json={"task_id": task_id})
     click.echo(answer["token"])
     click.echo(f"expires at {answer['expires_at']}; stream with "
                f"{api.url}/ops/tasks/{task_id}/stream?token=<token>", err=True)
+
+
+def _credential_name(ctx, param, name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise click.BadParameter("a name is 1-64 letters, digits or ._@+- starting with a "
+                                 "letter or digit", ctx, param)
+    if name == ADMIN_NAME:
+        raise click.BadParameter(f"{ADMIN_NAME!r} is the admin token's name", ctx, param)
+    return name
+
+
+@token.command("new")
+@click.argument("name", callback=_credential_name)
+@click.option("--role", type=click.Choice(ROLE_NAMES), default=Role.VIEWER.label,
+              show_default=True, help="What the token may do.")
+def new_credential(name: str, role: str) -> None:
+    """Make a named token: print it once, then the entry that grants it, for the credentials
+    file (OPS_TOKENS_FILE). Needs no server.
+
+    stdout: the token on the first line, then the [[token]] entry (which holds only the
+    token's SHA-256); what to do with them goes to stderr."""
+    secret = new_token()
+    click.echo(secret)
+    click.echo(f"The line above is the token of {name} ({role}), shown only this once: give "
+               f"it to {name}, who sends it as X-Admin-Token (or exports it as OPS_TOKEN for "
+               "`flask ops`). Add this entry to the credentials file (OPS_TOKENS_FILE); the "
+               "server reads the file again when it changes:", err=True)
+    click.echo(stanza(name, Role.parse(role), secret), nl=False)
+    path = _file_naming(name)
+    if path:
+        click.echo(f"{path} already has a token named {name}: replace its entry with this "
+                   "one (its old token then stops working)", err=True)
+
+
+def _file_naming(name: str) -> str | None:
+    """OPS_TOKENS_FILE, when it is set, reads well and has a token named ``name``."""
+    path = os.environ.get("OPS_TOKENS_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        known = load_credentials(path)
+    except CredentialFileError:
+        return None
+    return path if any(c.name == name for c in known.tokens.values()) else None
+
+
+@cli.command()
+@click.option("--actor", metavar="NAME", help="Only what this credential or user did.")
+@click.option("--action", metavar="ACTION", help="Only this action: task.create, "
+              "task.cancel, stream_token.mint, auth.refused, credentials.reload.")
+@click.option("--task", "task_id", type=click.IntRange(min=1), help="Only about this task.")
+@click.option("--since", metavar="TIME", help="From this ISO 8601 time (2026-12-01T09:00:00Z).")
+@click.option("--until", metavar="TIME", help="Before this ISO 8601 time.")
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True,
+              help="Records per page.")
+@click.option("--all", "every_page", is_flag=True, help="Every page, not just the newest one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@pass_api
+def audit(api: Api, actor: str | None, action: str | None, task_id: int | None,
+          since: str | None, until: str | None, limit: int, every_page: bool,
+          as_json: bool) -> None:
+    """Print the audit trail, newest first: time, actor, action, task, outcome, client and
+    the details. Needs the admin role."""
+    filters = {"actor": actor, "action": action, "task_id": task_id, "since": since,
+               "until": until}
+    params = {"limit": limit, **{k: v for k, v in filters.items() if v is not None}}
+    answer = api.call("GET", "/ops/audit", params=params)
+    records = answer["records"]
+    while every_page and answer["next_cursor"] is not None:
+        answer = api.call("GET", "/ops/audit", params={**params, "cursor": answer["next_cursor"]})
+        records.extend(answer["records"])
+    if as_json:
+        click.echo(json.dumps({"records": records, "next_cursor": answer["next_cursor"]},
+                              indent=2))
+        return
+    if not records:
+        click.echo("no audit records" + (" match" if len(params) > 1 else ""), err=True)
+        return
+    for line in audit_table(records):
+        echo(line)
+    if answer["next_cursor"] is not None:
+        click.echo("older records left out: --all prints them too", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@pass_api
+def whoami(api: Api, as_json: bool) -> None:
+    """Who the token acts as: its name, role and how it was recognised."""
+    answer = api.call("GET", "/ops/whoami")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    may = answer.get("may") or {}
+    click.echo(f"name: {answer['name']}\nrole: {answer['role']}\nvia:  {answer['via']}")
+    click.echo("may:  " + ", ".join(["read", *(k for k, v in may.items() if v)]))
 
 
 @cli.command()

@@ -1,6 +1,6 @@
 """What the task commands print for a person: a task's events as lines, the task table, the
-recipes. Colour only reaches a terminal (click drops it from pipes and files) and never when
-``NO_COLOR`` is set."""
+recipes, the audit trail. Colour only reaches a terminal (click drops it from pipes and files)
+and never when ``NO_COLOR`` is set."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 
 STATUS_COLOURS = {"queued": "bright_black", "running": "cyan", "done": "green",
                   "failed": "red", "canceled": "yellow"}
+OUTCOME_COLOURS = {"ok": "green", "denied": "yellow", "rejected": "red", "error": "red"}
 KIND_WIDTH = 8
 
 
@@ -144,7 +145,8 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 
 def task_table(tasks: list[dict[str, Any]], now: datetime | None = None) -> list[str]:
-    """A header row and one aligned row per task; the title last, whole."""
+    """A header row and one aligned row per task (``CREATED BY`` reads as two columns: when
+    and who); the title last, whole."""
     now = now or datetime.now(timezone.utc)
     rows = []
     for task in tasks:
@@ -153,8 +155,9 @@ def task_table(tasks: list[dict[str, Any]], now: datetime | None = None) -> list
         status = task["status"] + (" (canceling)" if task.get("cancel_requested")
                                    and task["status"] == "running" else "")
         rows.append([str(task["id"]), status, task.get("runner") or "-",
-                     ago(parse_time(task["created_at"]), now), took, task["title"]])
-    header = ["ID", "STATUS", "RUNNER", "CREATED", "DURATION", "TITLE"]
+                     ago(parse_time(task["created_at"]), now), task.get("created_by") or "-",
+                     took, task["title"]])
+    header = ["ID", "STATUS", "RUNNER", "CREATED", "BY", "DURATION", "TITLE"]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = ["  ".join([header[0].rjust(widths[0]),
                        *(h.ljust(w) for h, w in zip(header[1:-1], widths[1:])), header[-1]])]
@@ -164,6 +167,39 @@ def task_table(tasks: list[dict[str, Any]], now: datetime | None = None) -> list
                  *(c.ljust(w) for c, w in zip(row[2:-1], widths[2:])), row[-1]]
         lines.append("  ".join(cells))
     return lines
+
+
+def audit_table(records: list[dict[str, Any]]) -> list[str]:
+    """A header row and one aligned row per audit record: the local time, actor, action,
+    task, outcome and client; the details last, whole."""
+    rows = []
+    for record in records:
+        at = parse_time(record.get("at"))
+        rows.append([at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at else "-",
+                     record.get("actor") or "-", record["action"],
+                     str(record["task_id"]) if record.get("task_id") else "-",
+                     record["outcome"], record.get("client") or "-",
+                     _audit_detail(record.get("detail") or {})])
+    header = ["TIME", "ACTOR", "ACTION", "TASK", "OUTCOME", "CLIENT", "DETAIL"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [c.rjust(w) if i == 3 else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row[:-1], widths))]
+        if row is not header:
+            cells[4] = click.style(cells[4], fg=OUTCOME_COLOURS.get(row[4]))
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
+
+
+def _audit_detail(detail: dict[str, Any]) -> str:
+    """``403 this needs the operator role; ...``, ``401 invalid X-Admin-Token (3 times)``."""
+    words = str(detail.get("error") or detail.get("reason") or "")
+    parts = [str(detail["status"]) if "status" in detail else "", words,
+             f"({detail['count']} times)" if detail.get("count", 1) > 1 else "",
+             _pairs({k: v for k, v in detail.items()
+                     if k not in ("status", "error", "reason", "count")})]
+    return " ".join(p for p in parts if p)
 
 
 def recipe_lines(recipes: list[dict[str, Any]]) -> list[str]:
