@@ -10,7 +10,7 @@ import pytest
 from app.audit import AuditQuery, AuditTrail, MemoryAuditLog
 from app.store import isoformat
 from tests.support.api import ADMIN, make_settings
-from tests.support.credentials import TOKENS, headers_of, write_credentials
+from tests.support.credentials import headers_of, write_credentials
 
 ADMIN_HEADERS = {"X-Admin-Token": ADMIN}
 

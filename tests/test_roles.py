@@ -15,7 +15,7 @@ from app.recipes import parse_recipes
 from app.roles import Role
 from tests.support.api import ADMIN, live_env, make_settings
 from tests.support.credentials import TOKENS, credentials_text, headers_of, write_credentials
-from tests.test_auth import BODIES, ENDPOINTS, PUBLIC, call
+from tests.test_auth import ENDPOINTS, PUBLIC, call
 
 NEEDED = {Role.VIEWER: "viewer", Role.OPERATOR: "operator", Role.ADMIN: "admin"}
 
@@ -179,7 +179,8 @@ def test_changes_are_read_and_a_bad_file_keeps_the_previous_set(tmp_path, clock,
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "previous credentials stay in force" in errors[0].getMessage()
     assert [ok for ok, _ in reloads] == [True, False]
-    assert reloads[0][1] == {"tokens": 1, "users": 0} and "sha256 is required" in reloads[1][1]["error"]
+    assert reloads[0][1] == {"tokens": 1, "users": 0}
+    assert "sha256 is required" in reloads[1][1]["error"]
 
 
 def test_requires_marks_the_view():

@@ -14,9 +14,10 @@ TASK_PATH = re.compile(r"^/ops/tasks/([^/]*)")
 @schemathesis.check
 def refused_without_credentials(ctx, response, case):
     """Every request is refused with 401. Four answers come before the credential is looked
-    at, and are right then: 414 for a request line longer than gunicorn takes, 405 for a method the path does not serve, 404 for a path that
-    names no task (its id is not a positive integer), and 200 to OPTIONS, which browsers send
-    without credentials before a cross-origin call (CORS preflight); it lists methods only."""
+    at, and are right then: 414 for a request line longer than gunicorn takes, 405 for a
+    method the path does not serve, 404 for a path that names no task (its id is not a
+    positive integer), and 200 to OPTIONS, which browsers send without credentials before a
+    cross-origin call (CORS preflight); it lists methods only."""
     request = response.request
     expected = 401
     target = urlsplit(request.url)
