@@ -14,7 +14,7 @@ import pytest
 from app.credential_file import stanza
 from app.roles import Role
 from tests.support.api import ADMIN, SECRET
-from tests.support.browser import screenshot
+from tests.support.browser import DESKTOP, screenshot
 from tests.support.live import GunicornServer, LiveAdmin
 
 pytestmark = pytest.mark.live
@@ -23,6 +23,7 @@ VIEWER = "ops_viewer-token-for-vera-0123456789"
 OPERATOR = "ops_operator-token-for-olga-0123456789"
 PROXY_USER = "pat@example.com"
 PROXY_HEADER = "X-Forwarded-Email"
+PHONE = {"width": 375, "height": 640}
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +77,16 @@ def test_a_viewer_sees_tasks_but_no_create_form_and_no_cancel_button(server, ope
     tab.wait_for_event("done")
     assert tab.page.is_hidden("#cancel-task")
 
-    # "Created by: Me (vera)": vera created nothing.
+    # "Created by: Me": vera created nothing.
     tab.page.select_option("#owner-filter", "vera")
     tab.page.wait_for_selector("#list-empty", state="visible")
     assert tab.rows() == []
     assert any("created_by=vera" in c.url for c in tab.api_calls("/ops/tasks?"))
     tab.page.select_option("#owner-filter", "")
     tab.wait_for_row(task["id"], "done")
+    tab.page.set_viewport_size(PHONE)
+    assert not tab.overflows_sideways()
+    assert tab.page.is_visible("#session-user") and tab.page.is_visible("#sign-out")
 
     # Only the first call, the page's question whether the proxy signed anyone in, went
     # without the token.
@@ -142,6 +146,10 @@ def test_an_admin_sees_the_audit_trail(server, open_dashboard, tmp_path):
         && rows.every(r => r.dataset.action === 'task.cancel'); }""")
     poor = [r for r in tab.contrast_ratios() if r["ratio"] < 4.5]
     assert poor == [], poor
+    tab.page.set_viewport_size(PHONE)  # the table scrolls in its own box, not the page
+    assert not tab.overflows_sideways()
+    assert tab.page.is_visible("#view-audit") and tab.page.is_visible("#session-user")
+    tab.page.set_viewport_size(DESKTOP)
 
     # A record's task link opens the task, with who created and canceled it.
     tab.page.click(f'#audit-rows a[href="#/tasks/{created["id"]}"]')

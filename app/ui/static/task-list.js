@@ -60,10 +60,9 @@ export class TaskList {
     this.firstPage();
   }
 
-  /** The signed-in user's name, for the "Created by: Me" filter. */
+  /** The signed-in user's name, for the "Created by: Me" filter (the header names them). */
   setOwner(name) {
     this.me.value = name;
-    this.me.textContent = `Me (${name})`;
   }
 
   stop() {
