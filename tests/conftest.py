@@ -95,14 +95,15 @@ def browser():
 
 @pytest.fixture
 def open_dashboard(browser):
-    """``open_dashboard(server, viewport=DESKTOP, token=None)``: a new tab on the server's
-    dashboard, signed in when ``token`` is given; every tab is closed after the test."""
+    """``open_dashboard(server, viewport=DESKTOP, token=None, headers=None)``: a new tab on
+    the server's dashboard, signed in when ``token`` is given, sending ``headers`` with every
+    request; every tab is closed after the test."""
     from tests.support.browser import DESKTOP, Dashboard
 
     tabs = []
 
-    def open_tab(server, viewport=DESKTOP, token=None):
-        tab = Dashboard(browser, server.url, viewport)
+    def open_tab(server, viewport=DESKTOP, token=None, headers=None):
+        tab = Dashboard(browser, server.url, viewport, headers)
         tabs.append(tab)
         tab.open()
         if token is not None:

@@ -66,13 +66,14 @@ def test_wrong_token_is_refused_and_sign_out_forgets_the_token(quick_server, ope
     tab = open_dashboard(quick_server)
     tab.sign_in("not-the-admin-token")
     tab.page.wait_for_selector("#sign-in-error", state="visible")
-    assert "Wrong admin token" in tab.text("#sign-in-error")
+    assert "Wrong token" in tab.text("#sign-in-error")
     assert tab.page.is_hidden("#dashboard")
     assert tab.stored_token() is None
 
     tab.sign_in(ADMIN)
     tab.signed_in()
     assert tab.stored_token() == ADMIN
+    assert tab.text("#session-user") == "admin · admin"
     tab.page.reload()  # the token lives in this tab's sessionStorage
     tab.signed_in()
 

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from app.http.ui import UI_DIR
-from tests.support.api import ADMIN
+from tests.support.api import ADMIN, make_settings
 
 STATIC = UI_DIR / "static"
 PAGE_PATHS = ("/ops/ui", "/ops/ui/")
@@ -109,6 +109,7 @@ def test_scripts_use_no_third_party_host_html_strings_or_admin_token_urls(path):
     assert "innerHTML" not in source and "insertAdjacentHTML" not in source
     assert "eval(" not in source
     assert "admin_token" not in source  # the dev-only query parameter is never used
+    assert "localStorage" not in source and "cookie" not in source  # the tab's session only
 
 
 @pytest.mark.parametrize("path", sorted(p.name for p in STATIC.glob("*.js")))
@@ -141,6 +142,42 @@ def test_page_has_the_output_controls(client):
     for element_id in ("output", "log-lines", "log-search", "log-prev", "log-next",
                        "log-matches", "log-follow", "log-download", "log-error"):
         assert f'id="{element_id}"' in html, element_id
+
+
+def test_page_has_the_session_role_and_audit_controls(client):
+    html = client.get("/ops/ui").get_data(as_text=True)
+    for element_id in ("checking", "session-user", "sign-out", "views", "view-tasks",
+                       "view-audit", "owner-filter", "audit", "audit-actor", "audit-action",
+                       "audit-rows", "audit-older", "audit-newer", "audit-error"):
+        assert f'id="{element_id}"' in html, element_id
+
+
+class Hidden(HTMLParser):
+    """The ids of the elements the page starts with hidden."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "hidden" in attrs and attrs.get("id"):
+            self.ids.add(attrs["id"])
+
+
+def test_page_shows_nothing_of_a_session_before_whoami_answers(client):
+    """A user the proxy signed in never sees the token form flash; nobody sees a control
+    before the page knows the role."""
+    parser = Hidden()
+    parser.feed(client.get("/ops/ui").get_data(as_text=True))
+    assert {"sign-in", "session", "views", "dashboard", "audit"} <= parser.ids
+    assert "checking" not in parser.ids
+
+
+def test_page_says_whether_a_proxy_may_have_signed_the_user_in(client, make_app):
+    assert 'data-proxy-sign-in="off"' in client.get("/ops/ui").get_data(as_text=True)
+    proxied = make_app(make_settings(auth_proxy_header="X-Forwarded-Email")).test_client()
+    assert 'data-proxy-sign-in="on"' in proxied.get("/ops/ui").get_data(as_text=True)
 
 
 def test_unknown_static_file_is_a_json_404(client):

@@ -1,9 +1,10 @@
 """``/ops/ui``: the dashboard page and its static files; ``/`` and ``/ops/`` lead to it.
 
-The page itself holds no data and needs no auth: the admin pastes the token into it, and its
-scripts send the token only as the ``X-Admin-Token`` header of ``fetch`` calls to the
-admin-gated API (and stream with short-lived stream tokens). Its answers carry a
-Content-Security-Policy that allows the app's own origin only (:mod:`.security`).
+The page itself holds no data and needs no auth. A user the authenticating proxy signed in
+needs nothing more; anyone else pastes a token into it, and its scripts send the token only
+as the ``X-Admin-Token`` header of ``fetch`` calls to the API (and stream with short-lived
+stream tokens). Its answers carry a Content-Security-Policy that allows the app's own origin
+only (:mod:`.security`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
+
+from ..auth.credentials import credentials
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -23,9 +26,12 @@ bp = Blueprint("ui", __name__, url_prefix="/ops/ui", template_folder=str(UI_DIR)
 @bp.get("")
 @bp.get("/")
 def dashboard():
-    """The page shell; the API's root is passed in so that a mount prefix keeps working."""
+    """The page shell; the API's root is passed in so that a mount prefix keeps working, and
+    whether a proxy may have signed the user in (else the page asks for a token at once,
+    rather than leave a refused call in the audit trail at every visit)."""
     response = make_response(
-        render_template("dashboard.html", api_root=f"{request.script_root}/ops"))
+        render_template("dashboard.html", api_root=f"{request.script_root}/ops",
+                        proxy_sign_in=credentials().proxy_header is not None))
     response.headers["Cache-Control"] = "no-cache"
     return response
 

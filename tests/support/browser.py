@@ -48,9 +48,11 @@ class Dashboard:
     """A fresh browser context with the dashboard open, recording every request it makes,
     every Content-Security-Policy violation and every uncaught script error."""
 
-    def __init__(self, browser: Browser, base_url: str, viewport=DESKTOP):
+    def __init__(self, browser: Browser, base_url: str, viewport=DESKTOP,
+                 headers: dict[str, str] | None = None):
+        """``headers`` go with every request the tab makes (a proxy's sign-in header)."""
         self.base_url = base_url
-        self.context = browser.new_context(viewport=viewport)
+        self.context = browser.new_context(viewport=viewport, extra_http_headers=headers)
         self.page: Page = self.context.new_page()
         self.page.set_default_timeout(15_000)
         self.requests: list[Request] = []
@@ -69,8 +71,15 @@ class Dashboard:
     # -- actions --------------------------------------------------------------------------
 
     def open(self, path: str = "/ops/ui") -> Dashboard:
+        """Open the page and wait until it knows who is signed in (or that nobody is)."""
         self.page.goto(self.base_url + path)
+        self.settled()
         return self
+
+    def settled(self) -> str:
+        """Wait until /ops/whoami has answered; ``"in"`` or ``"out"``."""
+        self.page.wait_for_selector("body[data-session]", state="attached")
+        return self.page.evaluate("document.body.dataset.session")
 
     def sign_in(self, token: str) -> None:
         self.page.fill("#admin-token", token)
@@ -197,7 +206,7 @@ CONTRAST_RATIOS = r"""() => {
         return [255, 255, 255];
     };
     const selector = 'h1, h2, h3, label, p, dt, dd, button, a, .badge, .task-meta, .session-label,'
-        + ' #event-log time, #event-log span, select, input';
+        + ' .session-user, th, td, .audit-detail, #event-log time, #event-log span, select, input';
     const ratios = [...document.querySelectorAll(selector)]
         .filter((el) => el.getClientRects().length
             && (el.textContent.trim() || el.matches('input')))

@@ -1,5 +1,6 @@
-// Calls to the admin-gated API. The admin token travels only in the X-Admin-Token header,
-// never in a URL. Every answer's Date header helps the page's clock (clock.js).
+// Calls to the API. A pasted token travels only in the X-Admin-Token header, never in a
+// URL; a user the proxy signed in sends none (the proxy vouches for each request). Every
+// answer's Date header helps the page's clock (clock.js).
 
 import { observeAnswer } from "./clock.js";
 
@@ -15,8 +16,9 @@ export class Api {
   /** @param {string} root the API's root, e.g. "/ops" */
   constructor(root) {
     this.root = root;
-    this.token = null;
-    // Called when the server refuses the token (401) while signed in.
+    this.token = null; // the pasted token; none when the proxy signed the user in
+    this.signedIn = false;
+    // Called when the server refuses the token or the proxy's user (401) while signed in.
     this.onUnauthorized = () => {};
   }
 
@@ -47,7 +49,7 @@ export class Api {
       const message = payload && typeof payload.error === "string"
         ? payload.error : `The server answered ${response.status} ${response.statusText}`.trim();
       const error = new ApiError(response.status, message, payload);
-      if (response.status === 401 && this.token) this.onUnauthorized(error);
+      if (response.status === 401 && this.signedIn) this.onUnauthorized(error);
       throw error;
     }
     return response;

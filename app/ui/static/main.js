@@ -1,8 +1,16 @@
-// The dashboard: sign-in, and the wiring of the list, the form and the task view.
-// The open task lives in the URL hash (#/tasks/12) so that a reload reopens it; a link to one
-// line of its output adds the line (#/tasks/12/line/340).
+// The dashboard: who is signed in, and the wiring of the list, the form, the task view and
+// (for admins) the audit view. The open task lives in the URL hash (#/tasks/12) so that a
+// reload reopens it; a link to one line of its output adds the line (#/tasks/12/line/340);
+// the audit view is #/audit.
+//
+// Who the page acts for comes from GET /ops/whoami: with the token this tab kept, or, when
+// the server has a proxy sign-in (the page's data-proxy-sign-in), with none: a user the
+// authenticating proxy signed in needs none. Only when that is refused does the page ask for
+// a token. The answer's role decides what is shown: a control
+// the role may not use is not on the page at all.
 
 import { Api } from "./api.js";
+import { AuditView } from "./audit-view.js";
 import { CreateForm } from "./create-form.js";
 import { showMessage } from "./format.js";
 import { TaskList } from "./task-list.js";
@@ -10,6 +18,7 @@ import { TaskView } from "./task-view.js";
 
 const TOKEN_KEY = "ops.adminToken"; // sessionStorage: this tab only, gone when it closes
 const TASK_ROUTE = /^#\/tasks\/(\d+)(?:\/line\/(\d+))?$/;
+const AUDIT_ROUTE = "#/audit";
 
 const $ = (id) => document.getElementById(id);
 const api = new Api(document.body.dataset.apiRoot || "/ops");
@@ -25,14 +34,30 @@ const form = new CreateForm(api, dashboard, {
     location.hash = `#/tasks/${task.id}`;
   },
 });
+const audit = new AuditView(api, document);
 
 const signInForm = $("sign-in-form");
 const tokenInput = $("admin-token");
 const signInButton = $("sign-in-button");
 const signInError = $("sign-in-error");
 
+let session = null; // GET /ops/whoami's answer while signed in
+
 function route() {
-  if (!api.token) return;
+  if (!session) return;
+  const inAudit = session.may?.audit === true && location.hash === AUDIT_ROUTE;
+  for (const [link, current] of [["view-tasks", !inAudit], ["view-audit", inAudit]]) {
+    if (current) $(link).setAttribute("aria-current", "page");
+    else $(link).removeAttribute("aria-current");
+  }
+  dashboard.hidden = inAudit;
+  if (inAudit) {
+    view.close();
+    list.select(null);
+    audit.show();
+    return;
+  }
+  audit.hide();
   const match = TASK_ROUTE.exec(location.hash);
   const taskId = match ? Number(match[1]) : null;
   list.select(taskId);
@@ -40,50 +65,80 @@ function route() {
   else view.close();
 }
 
-function enter(token) {
+/** Show what `who` (a whoami answer) may see; `token` is the pasted token, or null. */
+function enter(who, token) {
+  const may = who.may ?? {};
+  session = who;
   api.token = token;
+  api.signedIn = true;
+  $("checking").hidden = true;
   $("sign-in").hidden = true;
+  $("session-user").textContent = `${who.name} · ${who.role}`;
+  $("sign-out").hidden = !token; // a proxy's sign-in is the proxy's to end
   $("session").hidden = false;
+  $("views").hidden = may.audit !== true;
+  $("create").hidden = may.create !== true;
+  view.mayCancel = may.cancel === true;
+  list.setOwner(who.name);
   dashboard.hidden = false;
   list.start();
-  form.loadRecipes();
+  if (may.create === true) form.loadRecipes();
+  document.body.dataset.session = "in";
   route();
+}
+
+/** The sign-in form, saying `message` when there is one. */
+function showSignIn(message = "") {
+  session = null;
+  api.token = null;
+  api.signedIn = false;
+  view.close();
+  list.stop();
+  form.reset();
+  audit.reset();
+  dashboard.hidden = true;
+  $("checking").hidden = true;
+  $("session").hidden = true;
+  $("views").hidden = true;
+  $("sign-in").hidden = false;
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  showMessage(signInError, message);
+  document.body.dataset.session = "out";
+  tokenInput.focus();
 }
 
 function signOut(message = "") {
   sessionStorage.removeItem(TOKEN_KEY);
-  api.token = null;
-  view.close();
-  list.stop();
-  form.reset();
-  dashboard.hidden = true;
-  $("session").hidden = true;
-  $("sign-in").hidden = false;
-  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  showMessage(signInError, message);
-  tokenInput.focus();
+  showSignIn(message);
+}
+
+/** GET /ops/whoami with `token` (null: none, as a proxy's user). */
+function whoami(token) {
+  const check = new Api(api.root);
+  check.token = token;
+  return check.get("/whoami");
 }
 
 api.onUnauthorized = () => {
-  signOut("The server no longer accepts this admin token. Sign in again.");
+  if (api.token) signOut("The server no longer accepts this token. Sign in again.");
+  else showSignIn("The proxy no longer signs you in. Reload the page, or paste a token.");
 };
 
 signInForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const token = tokenInput.value.trim();
   if (!token) {
-    showMessage(signInError, "Paste the admin token first.");
+    showMessage(signInError, "Paste the token first.");
     return;
   }
   showMessage(signInError, "");
   signInButton.disabled = true;
-  const check = new Api(api.root);
-  check.token = token;
+  let who;
   try {
-    await check.get("/tasks?limit=1"); // any admin-gated call proves the token
+    who = await whoami(token); // proves the token, and says whose it is
   } catch (error) {
     showMessage(signInError, error.status === 401
-      ? "Wrong admin token: the server refused it."
+      ? "Wrong token: the server refused it."
       : `Could not sign in: ${error.message}`);
     tokenInput.select();
     return;
@@ -92,12 +147,32 @@ signInForm.addEventListener("submit", async (event) => {
   }
   tokenInput.value = "";
   sessionStorage.setItem(TOKEN_KEY, token);
-  enter(token);
-  $("task-title").focus(); // the sign-in form is gone: start where the work starts
+  enter(who, token);
+  // The sign-in form is gone: start where the work starts.
+  $(who.may?.create === true ? "task-title" : "status-filter").focus();
 });
 
 $("sign-out").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", route);
 
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) enter(saved);
+async function start() {
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (!saved && document.body.dataset.proxySignIn !== "on") {
+    showSignIn(); // no proxy signs anyone in here: a token it is
+    return;
+  }
+  try {
+    enter(await whoami(saved), saved);
+  } catch (error) {
+    if (error.status === 401 && saved) {
+      signOut("The server no longer accepts this token. Sign in again.");
+    } else if (error.status === 401) {
+      showSignIn(); // no proxy sign-in: a token it is
+    } else {
+      showSignIn(error.status === 403 ? error.message
+        : `Could not find out who you are: ${error.message}`);
+    }
+  }
+}
+
+start();

@@ -1,5 +1,5 @@
 // A task's details in words: its status, what ran it (the runner, the recipe and its
-// parameters, or the model), its notes, and its times.
+// parameters, or the model), its notes, who created (and canceled) it, and its times.
 
 import { durationElement } from "./clock.js";
 import { label, valueText } from "./events.js";
@@ -8,7 +8,7 @@ import { TERMINAL, badge, el, formatTime } from "./format.js";
 // Fields shown in this order; any other field of the task follows, labelled in words.
 const KNOWN_FIELDS = new Set([
   "id", "title", "body", "status", "runner", "created_at", "started_at", "finished_at", "error",
-  "cancel_requested", "recipe", "params", "model",
+  "cancel_requested", "recipe", "params", "model", "created_by", "canceled_by",
 ]);
 
 /** The runner in words. */
@@ -44,6 +44,8 @@ export function detailRows(task) {
   if (task.error) rows.push(["Reason", task.error]);
   if (task.cancel_requested && !TERMINAL.has(task.status)) rows.push(["Cancel", "requested"]);
   if (task.body) rows.push(["Notes", task.body]);
+  if (task.created_by) rows.push(["Created by", task.created_by]);
+  if (task.canceled_by) rows.push(["Canceled by", task.canceled_by]);
   rows.push(
     ["Created", formatTime(task.created_at)],
     ["Started", formatTime(task.started_at)],

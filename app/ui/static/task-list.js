@@ -1,5 +1,6 @@
-// The task list: newest first, filtered by status, paged with the API's cursor, and refreshed
-// by itself while a task on the page is queued or running.
+// The task list: newest first, filtered by status and by who created it (anyone, or the
+// signed-in user), paged with the API's cursor, and refreshed by itself while a task on the
+// page is queued or running.
 
 import { durationElement, observeStamps } from "./clock.js";
 import { ACTIVE, badge, el, formatTime, showMessage } from "./format.js";
@@ -16,6 +17,8 @@ export class TaskList {
     this.error = root.querySelector("#list-error");
     this.state = root.querySelector("#list-state");
     this.filter = root.querySelector("#status-filter");
+    this.owner = root.querySelector("#owner-filter");
+    this.me = root.querySelector("#owner-me");
     this.pageSize = root.querySelector("#page-size");
     this.newer = root.querySelector("#newer");
     this.older = root.querySelector("#older");
@@ -26,6 +29,7 @@ export class TaskList {
     this.resetPages();
 
     this.filter.addEventListener("change", () => this.firstPage());
+    this.owner.addEventListener("change", () => this.firstPage());
     this.pageSize.addEventListener("change", () => this.firstPage());
     root.querySelector("#refresh").addEventListener("click", () => this.load());
     this.older.addEventListener("click", () => {
@@ -56,6 +60,11 @@ export class TaskList {
     this.firstPage();
   }
 
+  /** The signed-in user's name, for the "Created by: Me" filter (the header names them). */
+  setOwner(name) {
+    this.me.value = name;
+  }
+
   stop() {
     this.generation += 1;
     clearTimeout(this.timer);
@@ -63,6 +72,7 @@ export class TaskList {
     this.list.replaceChildren();
     this.list.removeAttribute("aria-busy");
     this.filter.value = "";
+    this.owner.value = "";
     showMessage(this.error, "");
   }
 
@@ -71,6 +81,7 @@ export class TaskList {
     clearTimeout(this.timer);
     const query = new URLSearchParams({ limit: this.pageSize.value });
     if (this.filter.value) query.set("status", this.filter.value);
+    if (this.owner.value) query.set("created_by", this.owner.value);
     const cursor = this.cursors[this.page];
     if (cursor !== null) query.set("cursor", String(cursor));
     this.state.textContent = "Loading…";
@@ -122,6 +133,7 @@ export class TaskList {
     el("span", { class: "task-meta" },
       `#${task.id} · created `,
       el("time", { datetime: task.created_at, text: formatTime(task.created_at) }),
+      task.created_by ? ` by ${task.created_by}` : null,
       " · ", durationElement(task)));
     return el("li", {}, link);
   }

@@ -1,4 +1,4 @@
-// One task: its details, a cancel button, the model's answer (answer-view.js), its live event
+// One task: its details, a cancel button (for a role that may cancel), the model's answer (answer-view.js), its live event
 // log and its output (log-view.js). A task that does not exist shows that and nothing else.
 
 import { AnswerView } from "./answer-view.js";
@@ -44,6 +44,7 @@ export class TaskView {
     this.state = null; // the stream's state
     this.cancelSent = false;
     this.following = true;
+    this.mayCancel = false; // the signed-in role may cancel; else there is no button
 
     this.cancelButton.addEventListener("click", () => this.cancel());
     this.log.addEventListener("scroll", () => {
@@ -124,6 +125,7 @@ export class TaskView {
     this.heading.textContent = `Task #${task.id}: ${task.title}`;
     this.details.replaceChildren(...detailNodes(task));
     this.onTaskShown(task); // the list's row shows the same read at the same moment
+    this.cancelButton.hidden = !this.mayCancel;
     this.cancelButton.disabled = TERMINAL.has(task.status) || task.cancel_requested;
     this.showState(this.state);
   }
