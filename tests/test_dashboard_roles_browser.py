@@ -16,6 +16,7 @@ from app.roles import Role
 from tests.support.api import ADMIN, SECRET
 from tests.support.browser import DESKTOP, screenshot
 from tests.support.live import GunicornServer, LiveAdmin
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -72,7 +73,9 @@ def test_a_viewer_sees_tasks_but_no_create_form_and_no_cancel_button(server, ope
     assert "by olga" in row.inner_text()
     row.click()
     tab.wait_for_event("created")  # the stream works: a viewer may mint stream tokens
-    assert details(tab)["Created by"] == "olga"
+    # The details come from the task's own read, which may land after the stream's first
+    # event: wait for them rather than race them.
+    wait_until(lambda: details(tab).get("Created by") == "olga", timeout=10)
     assert tab.page.is_hidden("#cancel-task")  # not merely disabled: not there
     tab.wait_for_event("done")
     assert tab.page.is_hidden("#cancel-task")
@@ -175,7 +178,7 @@ def test_a_user_the_proxy_signed_in_is_not_asked_for_a_token(server, open_dashbo
     task_id = tab.create("Deploy worker (pat)")  # a POST from the page passes the site check
     tab.wait_for_event("created")
     assert tab.page.is_visible("#cancel-task")  # an operator may cancel
-    assert details(tab)["Created by"] == PROXY_USER
+    wait_until(lambda: details(tab).get("Created by") == PROXY_USER, timeout=10)
     tab.page.wait_for_selector(f'.task-row[data-task-id="{task_id}"]')
     assert f"by {PROXY_USER}" in tab.page.inner_text(f'.task-row[data-task-id="{task_id}"]')
     tab.wait_for_event("done")
