@@ -2,6 +2,7 @@
 // paged with the API's cursor like the task list.
 
 import { el, formatTime, showMessage } from "./format.js";
+import { Pager } from "./pager.js";
 
 const OUTCOMES = new Set(["ok", "denied", "rejected", "error"]);
 
@@ -27,12 +28,12 @@ export class AuditView {
     this.actor = root.querySelector("#audit-actor");
     this.action = root.querySelector("#audit-action");
     this.pageSize = root.querySelector("#audit-page-size");
-    this.newer = root.querySelector("#audit-newer");
-    this.older = root.querySelector("#audit-older");
-    this.pageLabel = root.querySelector("#audit-page-label");
+    this.pager = new Pager({ newer: root.querySelector("#audit-newer"),
+                             older: root.querySelector("#audit-older"),
+                             label: root.querySelector("#audit-page-label") },
+                           () => this.load());
     this.generation = 0; // answers to older requests are dropped
     this.loaded = false;
-    this.resetPages();
 
     this.filters.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -41,28 +42,10 @@ export class AuditView {
     this.action.addEventListener("change", () => this.firstPage());
     this.pageSize.addEventListener("change", () => this.firstPage());
     root.querySelector("#audit-refresh").addEventListener("click", () => this.load());
-    this.older.addEventListener("click", () => {
-      if (this.nextCursor === null) return;
-      this.cursors = [...this.cursors.slice(0, this.page + 1), this.nextCursor];
-      this.page += 1;
-      this.load();
-    });
-    this.newer.addEventListener("click", () => {
-      if (this.page === 0) return;
-      this.page -= 1;
-      this.load();
-    });
-  }
-
-  resetPages() {
-    this.cursors = [null]; // the cursor that starts each page seen so far
-    this.page = 0;
-    this.nextCursor = null;
   }
 
   firstPage() {
-    this.resetPages();
-    this.load();
+    this.pager.first();
   }
 
   /** Show the view; the first time, load its first page. */
@@ -86,7 +69,7 @@ export class AuditView {
     this.action.value = "";
     this.state.textContent = "";
     showMessage(this.error, "");
-    this.resetPages();
+    this.pager.reset();
   }
 
   async load() {
@@ -96,7 +79,7 @@ export class AuditView {
     const actor = this.actor.value.trim();
     if (actor) query.set("actor", actor);
     if (this.action.value) query.set("action", this.action.value);
-    const cursor = this.cursors[this.page];
+    const cursor = this.pager.cursor;
     if (cursor !== null) query.set("cursor", String(cursor));
     this.state.textContent = "Loading…";
     this.rows.setAttribute("aria-busy", "true");
@@ -114,14 +97,12 @@ export class AuditView {
     if (generation !== this.generation) return;
     showMessage(this.error, "");
     const records = Array.isArray(answer?.records) ? answer.records : [];
-    this.nextCursor = answer?.next_cursor ?? null;
+    this.pager.shown(answer?.next_cursor);
     this.rows.replaceChildren(...records.map((record) => this.row(record)));
     this.rows.setAttribute("aria-busy", "false");
     this.state.textContent = "";
     this.empty.hidden = records.length > 0;
-    this.newer.disabled = this.page === 0;
-    this.older.disabled = this.nextCursor === null;
-    this.pageLabel.textContent = `Page ${this.page + 1}`;
+    this.pager.render();
   }
 
   row(record) {

@@ -4,6 +4,7 @@
 
 import { durationElement, observeStamps } from "./clock.js";
 import { ACTIVE, badge, el, formatTime, showMessage } from "./format.js";
+import { Pager } from "./pager.js";
 
 const REFRESH_MS = 2_000;
 // How far along a task is: a read of a later stage is the newer one.
@@ -20,40 +21,22 @@ export class TaskList {
     this.owner = root.querySelector("#owner-filter");
     this.me = root.querySelector("#owner-me");
     this.pageSize = root.querySelector("#page-size");
-    this.newer = root.querySelector("#newer");
-    this.older = root.querySelector("#older");
-    this.pageLabel = root.querySelector("#page-label");
+    this.pager = new Pager({ newer: root.querySelector("#newer"),
+                             older: root.querySelector("#older"),
+                             label: root.querySelector("#page-label") },
+                           () => this.load());
     this.selectedId = null;
     this.timer = null;
     this.generation = 0; // answers to older requests are dropped
-    this.resetPages();
 
     this.filter.addEventListener("change", () => this.firstPage());
     this.owner.addEventListener("change", () => this.firstPage());
     this.pageSize.addEventListener("change", () => this.firstPage());
     root.querySelector("#refresh").addEventListener("click", () => this.load());
-    this.older.addEventListener("click", () => {
-      if (this.nextCursor === null) return;
-      this.cursors = [...this.cursors.slice(0, this.page + 1), this.nextCursor];
-      this.page += 1;
-      this.load();
-    });
-    this.newer.addEventListener("click", () => {
-      if (this.page === 0) return;
-      this.page -= 1;
-      this.load();
-    });
-  }
-
-  resetPages() {
-    this.cursors = [null]; // the cursor that starts each page seen so far
-    this.page = 0;
-    this.nextCursor = null;
   }
 
   firstPage() {
-    this.resetPages();
-    this.load();
+    this.pager.first();
   }
 
   start() {
@@ -82,7 +65,7 @@ export class TaskList {
     const query = new URLSearchParams({ limit: this.pageSize.value });
     if (this.filter.value) query.set("status", this.filter.value);
     if (this.owner.value) query.set("created_by", this.owner.value);
-    const cursor = this.cursors[this.page];
+    const cursor = this.pager.cursor;
     if (cursor !== null) query.set("cursor", String(cursor));
     this.state.textContent = "Loading…";
     this.list.setAttribute("aria-busy", "true");
@@ -103,7 +86,7 @@ export class TaskList {
     if (generation !== this.generation) return;
     showMessage(this.error, "");
     const tasks = Array.isArray(answer?.tasks) ? answer.tasks : [];
-    this.nextCursor = answer?.next_cursor ?? null;
+    this.pager.shown(answer?.next_cursor);
     this.render(tasks);
     this.list.setAttribute("aria-busy", "false");
     const active = tasks.some((task) => ACTIVE.has(task.status));
@@ -115,9 +98,7 @@ export class TaskList {
     observeStamps(...tasks.flatMap((task) => [task.created_at, task.started_at, task.finished_at]));
     this.list.replaceChildren(...tasks.map((task) => this.row(this.fresher(task))));
     this.empty.hidden = tasks.length > 0;
-    this.newer.disabled = this.page === 0;
-    this.older.disabled = this.nextCursor === null;
-    this.pageLabel.textContent = `Page ${this.page + 1}`;
+    this.pager.render();
   }
 
   row(task) {
