@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .metrics import Metrics
     from .services import EXTENSION, Services
     from .store import ObservedStore, make_store
+    from .store.idempotency import make_idempotency_keys
     from .store.retention import RetentionSweeper
     from .stream import StreamTracker
 
@@ -62,15 +63,17 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
                         # a store shared by processes is watched for cancels at its poll pace
                         watch_interval=store.cancel_poll_seconds or 1.0, on_counts=count_tasks)
     audit = AuditTrail(make_audit_log(settings, store))
+    keys = make_idempotency_keys(settings)
     retention = (RetentionSweeper(store, settings.retention_seconds,
-                                  interval=settings.retention_interval, also=(audit.purge,))
+                                  interval=settings.retention_interval,
+                                  also=(audit.purge, keys.purge))
                  if settings.retention_seconds else None)
     tokens = auth.StreamTokens(settings.stream_secrets, settings.stream_token_ttl)
     app.extensions[EXTENSION] = Services(
         settings=settings, store=store, executor=executor, tokens=tokens,
         streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open,
                               per_task=settings.max_streams_per_task),
-        audit=audit, retention=retention)
+        audit=audit, idempotency=keys, retention=retention)
 
     def credentials_reloaded(ok: bool, detail: dict) -> None:
         audit.record("credentials.reload", "ok" if ok else "error", detail=detail)

@@ -70,6 +70,7 @@ def shutdown(app: Flask, grace: float) -> None:
         services.streams.close_all()
         services.store.close()  # wakes every stream still waiting, which then sees it must end
         services.audit.close()  # the refusal counts still open, and what waits to be written
+        services.idempotency.close()
         if not services.streams.wait_closed(grace):
             log.warning("shutting down: %d streams still open after %.1fs",
                         services.streams.open, grace)

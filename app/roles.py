@@ -1,7 +1,7 @@
 """The three roles a credential can hold, each allowing what the one below it does and more.
 
 - ``viewer``: list, show and stream tasks, mint stream tokens, read logs;
-- ``operator``: a viewer who also creates and cancels tasks;
+- ``operator``: a viewer who also creates (and relaunches) and cancels tasks;
 - ``admin``: everything, including ``/metrics``, ``/ops/stats`` and the audit trail.
 
 A recipe may require a role (``role = "admin"`` in the recipe file) to run it.

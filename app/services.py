@@ -11,6 +11,7 @@ from .auth import StreamTokens
 from .config import Settings
 from .executor import Executor
 from .store import TaskStore
+from .store.idempotency import IdempotencyKeys
 from .store.retention import RetentionSweeper
 from .stream import StreamTracker
 
@@ -25,6 +26,7 @@ class Services:
     tokens: StreamTokens
     streams: StreamTracker
     audit: AuditTrail
+    idempotency: IdempotencyKeys
     retention: RetentionSweeper | None = None
 
 

@@ -108,6 +108,39 @@ def test_cancel_a_queued_and_a_running_task(server):
 
 
 @pytest.mark.live
+def test_relaunch_runs_a_finished_task_again(server):
+    created = run("create", "Tag release", "--body", "notes", "--recipe", "argv",
+                  "--param", "ref=main", "--param", "other=abc", url=server.url,
+                  SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert created.exit_code == 0, created.output
+    source = created.output.split()[0]
+    assert run("follow", source, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).exit_code == 0
+
+    again = run("relaunch", source, "--title", "Tag release again", "--param", "other=xyz",
+                "--follow", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert again.exit_code == 0, again.output  # followed to "done"
+    first, *followed = again.output.splitlines()
+    new_id, status, runner = first.split()
+    assert (status, runner) == ("queued", "dev") and new_id != source
+    assert [line.split()[1] for line in followed] == FOLLOWED
+    shown = json.loads(run("show", new_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).output)
+    assert (shown["title"], shown["body"], shown["recipe"]) == (
+        "Tag release again", "notes", "argv")
+    assert shown["params"] == {"ref": "main", "other": "xyz"}
+    assert shown["relaunched_from"] == int(source) and shown["created_by"] == "admin"
+
+    plain = run("relaunch", new_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert plain.exit_code == 0 and plain.output.split()[1:] == ["queued", "dev"]
+    wrong = run("relaunch", new_id, "--param", "other=NOT", url=server.url,
+                SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert wrong.exit_code == 1 and "422 parameter other does not match" in wrong.output
+    missing = run("relaunch", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert missing.output == "Error: task 999999 not found\n"
+    bad = run("relaunch", source, "--param", "other", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert bad.exit_code == 2 and "'other' is not KEY=VALUE" in bad.output
+
+
+@pytest.mark.live
 def test_token_opens_the_stream(server):
     task_id = run("create", "t", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).output.split()[0]
     minted = run("token", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)

@@ -2,9 +2,9 @@
 
 One server in dev mode with a credentials file (a viewer's and an operator's named tokens, an
 operator signed in by the proxy) and proxy sign-in on (``X-Forwarded-Email``, believed from
-127.0.0.1, where the browser is). A viewer sees tasks but no create form and no cancel
-button; an admin also sees the audit trail; a user the proxy signed in is never asked for a
-token.
+127.0.0.1, where the browser is). A viewer sees tasks but no create form, no cancel and no
+"Run again" button; an admin also sees the audit trail; a user the proxy signed in is never
+asked for a token.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def test_a_viewer_sees_tasks_but_no_create_form_and_no_cancel_button(server, ope
     assert tab.page.is_hidden("#cancel-task")  # not merely disabled: not there
     tab.wait_for_event("done")
     assert tab.page.is_hidden("#cancel-task")
+    assert tab.page.is_hidden("#relaunch-task")  # a viewer may not create: no "Run again"
 
     # "Created by: Me": vera created nothing.
     tab.page.select_option("#owner-filter", "vera")
@@ -183,6 +184,19 @@ def test_a_user_the_proxy_signed_in_is_not_asked_for_a_token(server, open_dashbo
     assert f"by {PROXY_USER}" in tab.page.inner_text(f'.task-row[data-task-id="{task_id}"]')
     tab.wait_for_event("done")
     assert call(server, ADMIN, "GET", f"/ops/tasks/{task_id}")["created_by"] == PROXY_USER
+
+    # "Run again" on the finished task opens a new one made as it was.
+    tab.page.wait_for_selector("#relaunch-task", state="visible")
+    tab.page.click("#relaunch-task")
+    tab.page.wait_for_function("id => location.hash !== `#/tasks/${id}`", arg=task_id)
+    again = int(tab.page.evaluate("location.hash").rsplit("/", 1)[1])
+    tab.page.wait_for_function(
+        "id => document.querySelector('#task-heading').textContent.startsWith(`Task #${id}:`)",
+        arg=again)
+    assert tab.text("#task-heading") == f"Task #{again}: Deploy worker (pat)"
+    assert details(tab)["Run again from"] == f"Task #{task_id}"
+    relaunched = call(server, ADMIN, "GET", f"/ops/tasks/{again}")
+    assert (relaunched["relaunched_from"], relaunched["created_by"]) == (task_id, PROXY_USER)
 
     assert tab.streams() and all(s["token"] for s in tab.streams())  # stream tokens still
     assert not [c for c in tab.requests if "x-admin-token" in c.headers]

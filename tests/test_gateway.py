@@ -147,3 +147,24 @@ def test_json_text_filters_and_ranges(supabase_db):
     ranged = call(supabase_db, "GET", f"va_tasks?select=id&id=gte.{ids[1]}&id=lte.{ids[2]}"
                   "&order=id")
     assert ranged.json() == [{"id": ids[1]}, {"id": ids[2]}]
+
+
+def test_a_composite_conflict_target_and_is_null_filters(supabase_db):
+    """What the idempotency keys send: a claim on (actor, key), and deletes on task_id."""
+    ignore = {"Prefer": "return=representation,resolution=ignore-duplicates"}
+    path = "va_idempotency_keys?on_conflict=actor,key"
+    row = {"actor": "alice", "key": "k", "fingerprint": "a",
+           "created_at": "2026-12-02T01:00:00+00:00"}
+    first = call(supabase_db, "POST", path, ignore, json=row)
+    assert first.status_code == 201 and first.json()[0]["task_id"] is None
+    second = call(supabase_db, "POST", path, ignore, json={**row, "fingerprint": "b"})
+    assert (second.status_code, second.json()) == (201, [])  # as PostgREST: nothing inserted
+    other = call(supabase_db, "POST", path, ignore, json={**row, "actor": "bob"})
+    assert len(other.json()) == 1
+    pending = call(supabase_db, "GET", "va_idempotency_keys?select=actor&task_id=is.null"
+                   "&order=actor")
+    assert pending.json() == [{"actor": "alice"}, {"actor": "bob"}]
+    assert call(supabase_db, "GET", "va_idempotency_keys?task_id=is.maybe").status_code == 400
+    deleted = call(supabase_db, "DELETE", "va_idempotency_keys?actor=eq.bob&task_id=is.null",
+                   {"Prefer": "return=representation"})
+    assert [r["actor"] for r in deleted.json()] == ["bob"]

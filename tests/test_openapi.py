@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 
 from app.http import openapi
 from tests.support.api import ADMIN
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, wait_until
 
 SPEC = ROOT / "docs" / "openapi.yaml"
 H = {"X-Admin-Token": ADMIN}
@@ -135,3 +135,32 @@ def test_other_methods_on_the_dashboard_page_are_405(client):
     for path in ("/ops/ui", "/ops/ui/"):
         response = client.post(path)
         assert response.status_code == 405 and "GET" in response.headers["Allow"]
+
+
+def test_relaunch_and_idempotency_answers_match_the_description(admin, document, described):
+    """The answers of a relaunch and of a replayed or refused Idempotency-Key, judged by the
+    description (the fuzz rarely reuses a key or finds a task to relaunch)."""
+    def check(path, response, status):
+        assert response.status_code == status, response.get_data(as_text=True)
+        conforms(document, described, path, "POST", response)
+
+    keyed = {**H, "Idempotency-Key": "describe-1"}
+    first = admin.client.post("/ops/tasks", json={"title": "x"}, headers=keyed)
+    check("/ops/tasks", first, 201)
+    check("/ops/tasks", admin.client.post("/ops/tasks", json={"title": "x"}, headers=keyed), 200)
+    check("/ops/tasks", admin.client.post("/ops/tasks", json={"title": "y"}, headers=keyed), 422)
+    check("/ops/tasks", admin.client.post("/ops/tasks", json={"title": "x"},
+                                          headers={**H, "Idempotency-Key": "a b"}), 422)
+    task_id = first.get_json()["id"]
+    relaunch = "/ops/tasks/{task_id}/relaunch"
+    path = f"/ops/tasks/{task_id}/relaunch"
+    wait_until(lambda: admin.get(f"/ops/tasks/{task_id}").get_json()["status"] == "done",
+               timeout=20)
+    again = admin.client.post(path, headers=keyed | {"Idempotency-Key": "describe-2"})
+    check(relaunch, again, 201)
+    check(relaunch, admin.client.post(path, headers=keyed | {"Idempotency-Key": "describe-2"}),
+          200)
+    check(relaunch, admin.client.post(path, json={"title": "z", "params": None}, headers=H), 201)
+    check(relaunch, admin.client.post(path, json={"recipe": "x"}, headers=H), 422)
+    check(relaunch, admin.client.post(path, data="x", content_type="text/plain", headers=H), 415)
+    check(relaunch, admin.client.post("/ops/tasks/999/relaunch", headers=H), 404)

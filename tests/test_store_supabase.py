@@ -73,7 +73,7 @@ def test_a_cancel_names_its_actor_across_processes(supabase_db, postgres):
             assert conn.execute("SELECT count(*) FROM va_task_cancels").fetchone() == (0,)
 
 
-def test_check_names_the_second_migration(postgres):
+def test_check_names_the_second_and_third_migrations(postgres):
     from tests.support.postgres import MIGRATIONS
 
     with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
@@ -82,6 +82,12 @@ def test_check_names_the_second_migration(postgres):
         with pytest.raises(StoreUnavailable, match=r"no table public\.va_task_cancels: apply "
                                                    r"supabase/migrations/20261202000000_ops_"
                                                    r"audit\.sql"):
+            store.check()
+        with postgres.connect(gateway.dbname) as conn:
+            conn.execute(MIGRATIONS[1].read_text())
+        with pytest.raises(StoreUnavailable, match=r"no table public\.va_idempotency_keys: "
+                                                   r"apply supabase/migrations/20261202010000_"
+                                                   r"ops_idempotency\.sql"):
             store.check()
         postgres.migrate(gateway.dbname)
         store.check()

@@ -25,7 +25,8 @@ def utcnow() -> datetime:
 
 @dataclasses.dataclass(frozen=True)
 class AuditRecord:
-    action: str  # task.create, task.cancel, stream_token.mint, auth.refused, credentials.reload
+    action: str  # task.create, task.relaunch, task.cancel, stream_token.mint, auth.refused,
+    #              credentials.reload
     outcome: str  # ok, denied (401/403), rejected (other 4xx), error (5xx)
     at: datetime
     actor: str | None = None

@@ -1,13 +1,14 @@
 """``flask --app wsgi ops ...``: what an operator does at a terminal.
 
-The task commands (create, list, show, follow, cancel, token, recipes, audit, whoami) call
-the HTTP API of a running server: ``--url`` (or ``OPS_URL``; default ``http://127.0.0.1:8080``)
-with the token from ``OPS_TOKEN`` (a named token of the credentials file), else the admin token
-from ``SETTINGS_ADMIN_TOKEN``. That is the only way that works with the in-process store (its
-tasks live inside the server) and the way to reach a server on another host; ``follow``
-resumes with ``Last-Event-ID`` when the connection drops, as a browser would. ``migrations``,
-``check`` and ``token new`` read local files and the environment and need no server. What they
-print for a person is :mod:`.output`; :mod:`.client` calls the server and words its failures.
+The task commands (create, relaunch, list, show, follow, cancel, token, recipes, audit,
+whoami) call the HTTP API of a running server: ``--url`` (or ``OPS_URL``; default
+``http://127.0.0.1:8080``) with the token from ``OPS_TOKEN`` (a named token of the credentials
+file), else the admin token from ``SETTINGS_ADMIN_TOKEN``. That is the only way that works with
+the in-process store (its tasks live inside the server) and the way to reach a server on
+another host; ``follow`` resumes with ``Last-Event-ID`` when the connection drops, as a browser
+would. ``migrations``, ``check`` and ``token new`` read local files and the environment and
+need no server. What they print for a person is :mod:`.output`; :mod:`.client` calls the
+server and words its failures.
 
 The group is also a ``flask.commands`` entry point (setup.cfg), so ``ops check`` still runs
 when the configuration is too broken for the app to load.
@@ -174,6 +175,27 @@ def cancel(api: Api, task_id: int) -> None:
     click.echo(f"{task['id']} {state}")
 
 
+@cli.command()
+@click.argument("task_id", type=click.IntRange(min=1))
+@click.option("--title", help="A new title (default: the task's).")
+@click.option("--param", "params", metavar="KEY=VALUE", multiple=True, callback=_params,
+              help="Change a parameter of the task's recipe; repeat for each. The others "
+                   "stay as they were.")
+@click.option("--follow", "then_follow", is_flag=True, help="Then follow the new task's events.")
+@pass_api
+@click.pass_context
+def relaunch(ctx: click.Context, api: Api, task_id: int, title: str | None,
+             params: dict[str, str], then_follow: bool) -> None:
+    """Run a finished task again: a new task with its title, notes, recipe and parameters
+    (and who asked is you); print the new task's id, status and runner."""
+    payload = {**({"title": title} if title is not None else {}),
+               **({"params": params} if params else {})}
+    task = api.call("POST", f"/ops/tasks/{task_id}/relaunch", json=payload)
+    click.echo(f"{task['id']} {task['status']} {task.get('runner') or '-'}")
+    if then_follow:
+        ctx.exit(_exit_code(follow_events(api, task["id"], 0, retries=10, on_event=EventPrinter())))
+
+
 class TokenCommands(click.Group):
     """``token ID`` is short for ``token stream ID``: any first argument that names no
     subcommand goes to ``stream``, as ``ops token ID`` did before ``token new`` existed."""
@@ -251,7 +273,8 @@ def _file_naming(name: str) -> str | None:
 @cli.command()
 @click.option("--actor", metavar="NAME", help="Only what this credential or user did.")
 @click.option("--action", metavar="ACTION", help="Only this action: task.create, "
-              "task.cancel, stream_token.mint, auth.refused, credentials.reload.")
+              "task.relaunch, task.cancel, stream_token.mint, auth.refused, "
+              "credentials.reload.")
 @click.option("--task", "task_id", type=click.IntRange(min=1), help="Only about this task.")
 @click.option("--since", metavar="TIME", help="From this ISO 8601 time (2026-12-01T09:00:00Z).")
 @click.option("--until", metavar="TIME", help="Before this ISO 8601 time.")

@@ -19,6 +19,7 @@ class ApiError(Exception):
     """An answer other than success, with its status code and a message for the user."""
 
     status = 400
+    headers: dict[str, str] | None = None  # e.g. Retry-After
 
     def __init__(self, message: str, status: int | None = None, **extra):
         super().__init__(message)
@@ -69,7 +70,7 @@ def init_app(app: Flask) -> None:
     """Answer every error, ours and werkzeug's, as JSON."""
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        return error_response(error.message, error.status, **error.extra)
+        return error_response(error.message, error.status, error.headers, **error.extra)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

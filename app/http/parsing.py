@@ -32,11 +32,17 @@ class TaskIdConverter(BaseConverter):
         return str(value)
 
 
-def json_object(allowed: set[str]) -> dict[str, Any]:
-    """The request body as a JSON object with no field outside ``allowed``."""
-    if request.mimetype != "application/json":
+def json_object(allowed: set[str], *, optional: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object with no field outside ``allowed``; when
+    ``optional``, no body at all (or an empty one) is an empty object."""
+    json_type = request.mimetype == "application/json"
+    if not (json_type or optional and request.mimetype == ""):
         raise ApiError("Content-Type must be application/json", 415)
-    raw = _body()
+    raw = _body()  # read once: a chunked body cannot be read again
+    if optional and not raw:
+        return {}
+    if not json_type:
+        raise ApiError("Content-Type must be application/json", 415)
     try:
         # Decoded here, strictly: json.loads would also take UTF-16, UTF-32 and a BOM.
         payload = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)

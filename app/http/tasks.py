@@ -1,6 +1,8 @@
-"""``/ops/tasks``: create, list, show and cancel tasks."""
+"""``/ops/tasks``: create, relaunch, list, show and cancel tasks."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, jsonify, request
 
@@ -8,9 +10,10 @@ from ..auth.gate import check_role, current_principal, requires
 from ..executor import choose_runner
 from ..roles import Role
 from ..services import services
-from ..store import TaskStatus, isoformat
+from ..store import Task, TaskStatus, isoformat
 from .audit import audit_task, audited
-from .errors import Invalid
+from .errors import ApiError, Invalid
+from .idempotency import REPLAYED, create_once
 from .parsing import int_arg, json_object, text_field
 
 bp = Blueprint("tasks", __name__, url_prefix="/ops")
@@ -18,6 +21,7 @@ bp = Blueprint("tasks", __name__, url_prefix="/ops")
 MAX_PAGE = 200
 MAX_ACTOR_LENGTH = 254
 TASK_FIELDS = {"title", "body", "recipe", "params"}
+RELAUNCH_FIELDS = {"title", "params"}
 
 
 @bp.post("/tasks")
@@ -27,28 +31,86 @@ def create_task():
     """Queue a task; 201 with its id, status and a stream token for EventSource.
 
     ``recipe`` and ``params`` name a command recipe; they are checked before anything starts,
-    and a recipe that requires a role is refused (403) to whoever lacks it."""
-    state = services()
-    settings = state.settings
+    and a recipe that requires a role is refused (403) to whoever lacks it. With an
+    ``Idempotency-Key`` a repeated request gets the first one's task (200)."""
     principal = current_principal()
     payload = json_object(TASK_FIELDS)
+    task, replayed = create_once(principal.name, payload, lambda: _create(payload, principal))
+    return task_answer(task, replayed)
+
+
+def _create(payload: dict[str, Any], principal) -> Task:
+    settings = services().settings
     title = text_field(payload, "title", max_length=settings.max_title_length, required=True,
                        multiline=False)
     body = text_field(payload, "body", max_length=settings.max_body_length, required=False,
                       multiline=True)
-    choice = choose_runner(settings, state.executor.runners, payload)
+    return _submit(title, body, payload, principal)
+
+
+def _submit(title: str, body: str | None, work: dict[str, Any], principal,
+            **extra: Any) -> Task:
+    """Choose the runner for ``work`` (its recipe and params), check the recipe's role, and
+    queue the task; ``extra`` joins what its ``created`` event records."""
+    state = services()
+    choice = choose_runner(state.settings, state.executor.runners, work)
     if choice.recipe is not None and choice.recipe.role is not None:
         check_role(principal, choice.recipe.role, f"the recipe {choice.recipe.name!r}")
-    task = state.executor.submit(title, body, choice.runner, choice.extra,
+    return state.executor.submit(title, body, choice.runner, {**choice.extra, **extra},
                                  created_by=principal.name)
+
+
+@bp.post("/tasks/<task_id:task_id>/relaunch")
+@audited("task.relaunch")
+@requires(Role.OPERATOR)
+def relaunch_task(task_id: int):
+    """Queue a new task as the finished task ``task_id`` was (title, notes, recipe, params),
+    with ``title`` and ``params`` (by name) overridden by the body when given; 201 as a
+    create, the new task naming ``relaunched_from``. 409 while the task is queued or
+    running."""
+    principal = current_principal()
+    payload = json_object(RELAUNCH_FIELDS, optional=True)
+    task, replayed = create_once(principal.name, payload,
+                                 lambda: _relaunch(task_id, payload, principal))
+    return task_answer(task, replayed)
+
+
+def _relaunch(task_id: int, payload: dict[str, Any], principal) -> Task:
+    source = services().store.get_task(task_id)
+    if not source.status.is_terminal:
+        error = ApiError(f"task {task_id} is still running: cancel it or wait for it to end",
+                         409)
+        error.extra["status"] = source.status.value  # as a cancel's 409 says how it ended
+        raise error
+    title = source.title
+    if payload.get("title") is not None:
+        title = text_field(payload, "title", max_length=services().settings.max_title_length,
+                           required=True, multiline=False)
+    work: dict[str, Any] = {}
+    if source.extra.get("recipe") is not None:
+        work = {"recipe": source.extra["recipe"], "params": source.extra.get("params")}
+    params = payload.get("params")
+    if params is not None:  # by name over the source's; anything else is checked as sent
+        base = work.get("params")
+        work["params"] = ({**base, **params} if isinstance(params, dict)
+                          and isinstance(base, dict) else params)
+    return _submit(title, source.body, work, principal, relaunched_from=source.id)
+
+
+def task_answer(task: Task, replayed: bool = False):
+    """A created task's answer: 201 with Location, its stream's URL and a stream token; a
+    replay (Idempotency-Key) is 200 with ``Idempotent-Replayed: true``."""
+    state = services()
     audit_task(task.id)
     token, expires_at = state.tokens.mint(task.id)
     location = task_path(task.id)
     answer = {**task.to_dict(), "stream_url": f"{location}/stream",
               "stream_token": token, "stream_token_expires_at": isoformat(expires_at)}
     response = jsonify(answer)
-    response.status_code = 201
+    response.status_code = 200 if replayed else 201
     response.headers["Location"] = location
+    if replayed:
+        response.headers[REPLAYED] = "true"
     return response
 
 

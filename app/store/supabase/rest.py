@@ -32,6 +32,8 @@ CANCEL_COLUMNS = ("task_id", "requested_by", "requested_at")
 AUDIT = "va_audit"  # the audit trail (app.audit.supabase writes it; the start-up check reads it)
 AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "outcome", "task_id", "client",
                  "request_id", "detail")
+IDEMPOTENCY = "va_idempotency_keys"  # Idempotency-Key entries (app.store.supabase.idempotency)
+IDEMPOTENCY_COLUMNS = ("actor", "key", "fingerprint", "task_id", "created_at")
 UNIQUE_VIOLATION = "23505"
 # A PostgREST or PostgreSQL error code: the database answered, so nothing was applied.
 _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")

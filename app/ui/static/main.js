@@ -27,6 +27,10 @@ const list = new TaskList(api, dashboard);
 const view = new TaskView(api, dashboard, {
   onTaskChanged: () => list.load(),
   onTaskShown: (task) => list.update(task),
+  onRelaunched: (task) => {
+    list.firstPage();
+    location.hash = `#/tasks/${task.id}`;
+  },
 });
 const form = new CreateForm(api, dashboard, {
   onCreated: (task) => {
@@ -79,6 +83,7 @@ function enter(who, token) {
   $("views").hidden = may.audit !== true;
   $("create").hidden = may.create !== true;
   view.mayCancel = may.cancel === true;
+  view.mayRelaunch = may.create === true;
   list.setOwner(who.name);
   dashboard.hidden = false;
   list.start();

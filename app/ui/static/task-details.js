@@ -1,5 +1,6 @@
 // A task's details in words: its status, what ran it (the runner, the recipe and its
-// parameters, or the model), its notes, who created (and canceled) it, and its times.
+// parameters, or the model), its notes, who created (and canceled) it, the task it runs
+// again, and its times.
 
 import { durationElement } from "./clock.js";
 import { label, valueText } from "./events.js";
@@ -9,6 +10,7 @@ import { TERMINAL, badge, el, formatTime } from "./format.js";
 const KNOWN_FIELDS = new Set([
   "id", "title", "body", "status", "runner", "created_at", "started_at", "finished_at", "error",
   "cancel_requested", "recipe", "params", "model", "created_by", "canceled_by",
+  "relaunched_from",
 ]);
 
 /** The runner in words. */
@@ -46,6 +48,10 @@ export function detailRows(task) {
   if (task.body) rows.push(["Notes", task.body]);
   if (task.created_by) rows.push(["Created by", task.created_by]);
   if (task.canceled_by) rows.push(["Canceled by", task.canceled_by]);
+  if (task.relaunched_from) {
+    rows.push(["Run again from", el("a", {
+      href: `#/tasks/${task.relaunched_from}`, text: `Task #${task.relaunched_from}` })]);
+  }
   rows.push(
     ["Created", formatTime(task.created_at)],
     ["Started", formatTime(task.started_at)],

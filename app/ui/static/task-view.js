@@ -1,5 +1,7 @@
-// One task: its details, a cancel button (for a role that may cancel), the model's answer (answer-view.js), its live event
-// log and its output (log-view.js). A task that does not exist shows that and nothing else.
+// One task: its details, a cancel button (for a role that may cancel), a "Run again" button
+// on a finished task (for a role that may create), the model's answer (answer-view.js), its
+// live event log and its output (log-view.js). A task that does not exist shows that and
+// nothing else.
 
 import { AnswerView } from "./answer-view.js";
 import { observeStamps } from "./clock.js";
@@ -20,18 +22,21 @@ const STREAM_STATES = {
 };
 
 export class TaskView {
-  /** @param {{onTaskChanged: Function, onTaskShown: Function}} hooks onTaskChanged() when the
-   *  task's status moves; onTaskShown(task) each time the details show a fresh read of it */
-  constructor(api, root, { onTaskChanged, onTaskShown = () => {} }) {
+  /** @param {{onTaskChanged: Function, onTaskShown: Function, onRelaunched: Function}} hooks
+   *  onTaskChanged() when the task's status moves; onTaskShown(task) each time the details
+   *  show a fresh read of it; onRelaunched(task) with the new task "Run again" created */
+  constructor(api, root, { onTaskChanged, onTaskShown = () => {}, onRelaunched = () => {} }) {
     this.api = api;
     this.onTaskChanged = onTaskChanged;
     this.onTaskShown = onTaskShown;
+    this.onRelaunched = onRelaunched;
     this.view = root.querySelector("#task-view");
     this.body = root.querySelector("#task-body");
     this.placeholder = root.querySelector("#no-task");
     this.heading = root.querySelector("#task-heading");
     this.details = root.querySelector("#task-details");
     this.cancelButton = root.querySelector("#cancel-task");
+    this.relaunchButton = root.querySelector("#relaunch-task");
     this.streamState = root.querySelector("#stream-state");
     this.error = root.querySelector("#task-error");
     this.log = root.querySelector("#event-log");
@@ -45,8 +50,10 @@ export class TaskView {
     this.cancelSent = false;
     this.following = true;
     this.mayCancel = false; // the signed-in role may cancel; else there is no button
+    this.mayRelaunch = false; // the signed-in role may create tasks; else no "Run again"
 
     this.cancelButton.addEventListener("click", () => this.cancel());
+    this.relaunchButton.addEventListener("click", () => this.relaunch());
     this.log.addEventListener("scroll", () => {
       this.following = this.atBottom();
       if (this.following) this.jump.hidden = true;
@@ -127,6 +134,8 @@ export class TaskView {
     this.onTaskShown(task); // the list's row shows the same read at the same moment
     this.cancelButton.hidden = !this.mayCancel;
     this.cancelButton.disabled = TERMINAL.has(task.status) || task.cancel_requested;
+    // Only a finished task runs again (the server answers 409 for the others).
+    this.relaunchButton.hidden = !(this.mayRelaunch && TERMINAL.has(task.status));
     this.showState(this.state);
   }
 
@@ -205,5 +214,22 @@ export class TaskView {
       if (this.taskId === taskId) showMessage(this.error, `Could not cancel: ${error.message}`);
     }
     if (this.taskId === taskId) this.refresh();
+  }
+
+  /** A new task as this one was (title, notes, recipe, parameters); then open it. */
+  async relaunch() {
+    const taskId = this.taskId;
+    this.relaunchButton.disabled = true;
+    showMessage(this.error, "");
+    try {
+      const task = await this.api.post(`/tasks/${taskId}/relaunch`);
+      this.onRelaunched(task);
+    } catch (error) {
+      if (this.taskId === taskId) {
+        showMessage(this.error, `Could not run it again: ${error.message}`);
+      }
+    } finally {
+      this.relaunchButton.disabled = false;
+    }
   }
 }

@@ -3,8 +3,9 @@
 Strict on purpose: a query shape not listed here answers 501, so that a new kind of request
 from the store cannot pass the tests unnoticed. Implemented:
 
-- ``GET /rest/v1/T?select=a,b`` (or ``*``) with filters ``col=eq|neq|gt|gte|lt|lte.v`` and
-  ``col=in.(v1,v2)`` (``col`` may be ``json_col->>key``: the key's text),
+- ``GET /rest/v1/T?select=a,b`` (or ``*``) with filters ``col=eq|neq|gt|gte|lt|lte.v``,
+  ``col=in.(v1,v2)`` and ``col=is.null|true|false`` (``col`` may be ``json_col->>key``: the
+  key's text),
   ``order=col.asc|desc[,...]`` and ``limit=N``;
 - ``POST /rest/v1/T`` (an object, or an array with ``?columns=``), ``PATCH /rest/v1/T`` and
   ``DELETE /rest/v1/T`` with filters, each with ``Prefer: return=representation`` or
@@ -31,6 +32,7 @@ OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "
 IGNORE_DUPLICATES = "resolution=ignore-duplicates"
 KNOWN_PREFER = {"return=representation", "return=minimal", IGNORE_DUPLICATES}
 JSON_TEXT = "->>"
+IS_OPERANDS = {"null": "NULL", "true": "TRUE", "false": "FALSE"}
 
 
 class PgrstError(Exception):
@@ -129,6 +131,10 @@ class Query:
             if not (operand.startswith("(") and operand.endswith(")")):
                 raise PgrstError(400, "PGRST100", f'"failed to parse filter (in.{operand})"')
             return column, json_key, "IN", _split_list(operand[1:-1])
+        if op == "is":
+            if operand not in IS_OPERANDS:
+                raise PgrstError(400, "PGRST100", f'"failed to parse filter (is.{operand})"')
+            return column, json_key, "IS", operand
         raise not_implemented(f"the filter operator {op!r}")
 
     @staticmethod
@@ -213,6 +219,8 @@ def _where(query: Query, params: list[Any]) -> sql.Composable:
             placeholders = sql.SQL(", ").join(sql.Placeholder() * len(operand))
             terms.append(sql.SQL("{} IN ({})").format(target, placeholders))
             params.extend(operand)
+        elif op == "IS":
+            terms.append(sql.SQL("{} IS {}").format(target, sql.SQL(IS_OPERANDS[operand])))
         else:
             terms.append(sql.SQL("{} {} {}").format(target, sql.SQL(op), sql.Placeholder()))
             params.append(operand)
