@@ -27,7 +27,8 @@ def create_task():
     """Queue a task; 201 with its id, status and a stream token for EventSource.
 
     ``recipe`` and ``params`` name a command recipe; they are checked before anything starts,
-    and a recipe that requires a role is refused (403) to whoever lacks it."""
+    and a recipe that requires a role is refused (403) to whoever lacks it. A recipe whose
+    concurrency group is busy and whose policy is ``reject`` is refused (409)."""
     state = services()
     settings = state.settings
     principal = current_principal()
@@ -40,7 +41,8 @@ def create_task():
     if choice.recipe is not None and choice.recipe.role is not None:
         check_role(principal, choice.recipe.role, f"the recipe {choice.recipe.name!r}")
     task = state.executor.submit(title, body, choice.runner, choice.extra,
-                                 created_by=principal.name)
+                                 created_by=principal.name,
+                                 concurrency_policy=choice.concurrency_policy)
     audit_task(task.id)
     token, expires_at = state.tokens.mint(task.id)
     location = task_path(task.id)
