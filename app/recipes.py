@@ -32,8 +32,13 @@ SECRET_NAMES = frozenset({"SETTINGS_ADMIN_TOKEN", "OPS_STREAM_SECRET",
                           "SUPABASE_SERVICE_ROLE_KEY", "OPS_LLM_API_KEY"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-RECIPE_KEYS = {"role", "description", "argv", "cwd", "env", "timeout", "kill_grace", "params"}
+RECIPE_KEYS = {"role", "description", "argv", "cwd", "env", "timeout", "kill_grace", "params",
+               "concurrency", "concurrency_policy"}
 PARAM_KEYS = {"pattern", "description", "example"}
+# What a new task of a busy concurrency group does: wait its turn, be refused, or cancel the
+# task that holds the group (docs/runners.md).
+POLICIES = ("queue", "reject", "cancel-running")
+MAX_GROUP_LENGTH = 200
 
 
 class RecipeFileError(Exception):
@@ -81,6 +86,8 @@ class Recipe:
     timeout: float | None = None
     kill_grace: float | None = None
     role: Role | None = None  # the role needed to run it (None: any operator)
+    concurrency: str | None = None  # the group's name, "{param}" placeholders inside
+    concurrency_policy: str = "queue"  # one of POLICIES
 
     def bind(self, params: Any) -> dict[str, str]:
         """Check a request's parameters: all declared ones, nothing else, each matching."""
@@ -104,12 +111,20 @@ class Recipe:
         bound = self.bind(dict(params))
         return [_substitute(arg, bound) for arg in self.argv]
 
+    def group(self, params: Mapping[str, str]) -> str | None:
+        """The concurrency group of a task with these (checked) parameters; None: none."""
+        if self.concurrency is None:
+            return None
+        return PLACEHOLDER.sub(lambda m: params[m.group(1)], self.concurrency)
+
     def to_dict(self) -> dict[str, Any]:
         """What ``GET /ops/recipes`` shows: environment values stay private."""
         return {"name": self.name, "description": self.description, "argv": list(self.argv),
                 "cwd": self.cwd, "env": sorted(name for name, _ in self.env),
                 "timeout": self.timeout, "params": [p.to_dict() for p in self.params],
-                "role": self.role.label if self.role else None}
+                "role": self.role.label if self.role else None,
+                "concurrency": self.concurrency,
+                "concurrency_policy": self.concurrency_policy if self.concurrency else None}
 
 
 def _substitute(arg: str, params: Mapping[str, str]) -> str:
@@ -192,13 +207,43 @@ def _recipe(name: str, spec: Any, base: Path) -> Recipe:
     if undeclared := ", ".join(sorted(used - declared)):
         raise RecipeFileError(f"argv uses undeclared parameter(s) {undeclared}; "
                               "declare each in [recipes.<name>.params.<param>]")
+    concurrency, policy = _concurrency(spec, declared)
+    if concurrency is not None:
+        used |= {m.group(1) for m in PLACEHOLDER.finditer(concurrency)}
     if unused := ", ".join(sorted(declared - used)):
         raise RecipeFileError(f"parameter(s) {unused} are declared but not used: a parameter "
                               "is a whole argv element such as \"{ref}\"")
     return Recipe(name=name, argv=tuple(argv), params=params,
                   description=_text(spec, "description"), cwd=_cwd(spec.get("cwd"), base),
                   env=_env(_table(spec, "env")), timeout=_seconds(spec, "timeout"),
-                  kill_grace=_seconds(spec, "kill_grace"), role=_role(spec))
+                  kill_grace=_seconds(spec, "kill_grace"), role=_role(spec),
+                  concurrency=concurrency, concurrency_policy=policy)
+
+
+def _concurrency(spec: dict, declared: set[str]) -> tuple[str | None, str]:
+    """The group's name template and the policy; placeholders must name declared params."""
+    template = spec.get("concurrency")
+    policy = spec.get("concurrency_policy", "queue")
+    if policy not in POLICIES:
+        raise RecipeFileError(f"concurrency_policy must be one of {', '.join(POLICIES)}, "
+                              f"got {str(policy)[:40]!r}")
+    if template is None:
+        if "concurrency_policy" in spec:
+            raise RecipeFileError("concurrency_policy needs a concurrency group "
+                                  "(concurrency = \"deploy-{service}\")")
+        return None, policy
+    if (not isinstance(template, str) or not template.strip()
+            or len(template) > MAX_GROUP_LENGTH or _CONTROL.search(template)):
+        raise RecipeFileError(f"concurrency must be a group name of 1 to {MAX_GROUP_LENGTH} "
+                              "characters, such as \"deploy-{service}\"")
+    names = [m.group(1) for m in PLACEHOLDER.finditer(template)]
+    if unknown := ", ".join(sorted(set(names) - declared)):
+        raise RecipeFileError(f"concurrency uses undeclared parameter(s) {unknown}; "
+                              "its placeholders name the recipe's parameters")
+    if "{" in PLACEHOLDER.sub("", template) or "}" in PLACEHOLDER.sub("", template):
+        raise RecipeFileError("concurrency: a placeholder is a parameter's name in braces, "
+                              "such as {service}")
+    return template, policy
 
 
 def _role(spec: dict) -> Role | None:

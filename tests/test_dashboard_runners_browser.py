@@ -159,3 +159,30 @@ def test_dev_mode_says_the_dev_runner_runs_every_task(open_dashboard):
         assert details(tab)["Runner"].startswith("Dev runner (dev mode's stand-in")
         assert tab.log()[-1]["text"] == "finished · Ticks 4"
         tab.assert_clean(ADMIN)
+
+
+def test_a_waiting_deploy_shows_its_group_and_the_task_it_waits_for(open_dashboard, tmp_path):
+    recipes = tmp_path / "recipes.toml"
+    recipes.write_text('[recipes.deploy]\nargv = ["/usr/local/bin/deploy", "{service}"]\n'
+                       'concurrency = "deploy-{service}"\n'
+                       '[recipes.deploy.params.service]\npattern = "[a-z]+"\n')
+    with server(DEV_LOCAL_LLM="1", OPS_DEV_TICK_SECONDS="30",
+                OPS_RECIPES=str(recipes)) as dev:
+        first, second = (dev.admin.create("Deploy api", recipe="deploy",
+                                          params={"service": "api"})["id"] for _ in range(2))
+        tab = open_dashboard(dev, token=ADMIN)
+        tab.page.evaluate(f"location.hash = '#/tasks/{second}'")
+        tab.page.wait_for_selector("#task-details .badge-queued")
+        tab.page.wait_for_function("() => [...document.querySelectorAll('#task-details dt')]"
+                                   ".some(dt => dt.textContent === 'Waiting for')")
+        shown = details(tab)
+        assert shown["Concurrency group"] == "deploy-api"
+        assert shown["Waiting for"] == f"task #{first}"
+        assert tab.page.get_attribute("#task-details dd a", "href") == f"#/tasks/{first}"
+        assert dev.admin.cancel(first).status_code == 202
+        # The first one ends; the second takes the group, and its details follow.
+        tab.page.wait_for_selector("#task-details .badge-running")
+        tab.page.wait_for_function("() => ![...document.querySelectorAll('#task-details dt')]"
+                                   ".some(dt => dt.textContent === 'Waiting for')")
+        assert details(tab)["Concurrency group"] == "deploy-api"
+        tab.assert_clean(ADMIN)

@@ -210,14 +210,14 @@ def test_the_page_listens_for_every_event_kind_the_runners_write():
     import re
     from pathlib import Path
 
-    from app.store import TERMINAL_KINDS
+    from app.store import TERMINAL_KINDS, WAITING
 
     root = Path(__file__).resolve().parent.parent
     code = "".join(p.read_text() for p in (root / "app" / "executor").rglob("*.py"))
     written = set(re.findall(r"""(?:ctx\.emit|self\._emit)\(\s*["']([a-z_]+)["']""", code))
     # Events sent together (ctx.emit_many): ("kind", {...}) tuples in a list or an append.
     written |= set(re.findall(r"""[\[(]\(\s*["']([a-z_]+)["'],\s*\{""", code))
-    written |= {"created", "status", *TERMINAL_KINDS}  # the store and executor's
+    written |= {"created", "status", WAITING, *TERMINAL_KINDS}  # the store and executor's
     static = root / "app" / "ui" / "static"
     listed, literal = _js_list(static / "stream.js", "EVENT_KINDS", "];")
     if "...TERMINAL" in literal:

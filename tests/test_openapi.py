@@ -164,3 +164,25 @@ def test_relaunch_and_idempotency_answers_match_the_description(admin, document,
     check(relaunch, admin.client.post(path, json={"recipe": "x"}, headers=H), 422)
     check(relaunch, admin.client.post(path, data="x", content_type="text/plain", headers=H), 415)
     check(relaunch, admin.client.post("/ops/tasks/999/relaunch", headers=H), 404)
+
+
+def test_concurrency_group_answers_match_the_description(make_app, document, described,
+                                                         tmp_path):
+    from app.recipes import parse_recipes
+    from tests.support.api import Admin, make_settings
+
+    book = parse_recipes({"recipes": {"deploy": {
+        "argv": ["/bin/true", "{service}"], "concurrency": "deploy-{service}",
+        "concurrency_policy": "reject", "params": {"service": {"pattern": "[a-z]+"}}}}},
+        base=tmp_path)
+    admin = Admin(make_app(make_settings(recipes=book, dev_tick_seconds=5)).test_client())
+    request = {"title": "Deploy", "recipe": "deploy", "params": {"service": "api"}}
+    created = admin.post("/ops/tasks", json=request)
+    conforms(document, described, "/ops/tasks", "POST", created)
+    assert created.get_json()["concurrency_group"] == "deploy-api"
+    busy = admin.post("/ops/tasks", json=request)
+    assert busy.status_code == 409, busy.get_json()
+    conforms(document, described, "/ops/tasks", "POST", busy)
+    task = admin.get(f"/ops/tasks/{created.get_json()['id']}")
+    conforms(document, described, "/ops/tasks/{task_id}", "GET", task)
+    conforms(document, described, "/ops/recipes", "GET", admin.get("/ops/recipes"))

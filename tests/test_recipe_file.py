@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,37 @@ def test_the_example_deploy_refuses_ranges_and_paths_that_climb(ref):
 def test_the_example_deploy_takes_ordinary_refs(ref):
     deploy = load_recipes(EXAMPLE).get("deploy")
     assert deploy.command(deploy.bind({"service": "api", "ref": ref}))[-1] == ref
+
+
+def test_a_concurrency_group_is_named_with_the_parameters():
+    recipe = parse({"deploy": deploy(concurrency="deploy-{service}",
+                                     concurrency_policy="reject")}).get("deploy")
+    assert recipe.group({"service": "api", "ref": "v1.2.3"}) == "deploy-api"
+    shown = recipe.to_dict()
+    assert (shown["concurrency"], shown["concurrency_policy"]) == ("deploy-{service}", "reject")
+    plain = parse({"deploy": deploy()}).get("deploy")
+    assert plain.group({"service": "api", "ref": "v1"}) is None
+    assert (plain.to_dict()["concurrency"], plain.to_dict()["concurrency_policy"]) == (None, None)
+    default = parse({"deploy": deploy(concurrency="deploys")}).get("deploy")
+    assert (default.group({"service": "web", "ref": "v1"}), default.concurrency_policy) == (
+        "deploys", "queue")
+
+
+def test_a_parameter_used_only_by_the_group_counts_as_used():
+    spec = {"argv": ["/bin/deploy"], "concurrency": "deploy-{service}",
+            "params": {"service": {"pattern": "api|web"}}}
+    assert parse({"deploy": spec}).get("deploy").group({"service": "web"}) == "deploy-web"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"concurrency": "deploy-{region}"}, "concurrency uses undeclared parameter(s) region"),
+    ({"concurrency": "deploy-{service"}, "a placeholder is a parameter's name in braces"),
+    ({"concurrency": ""}, "concurrency must be a group name"),
+    ({"concurrency": 3}, "concurrency must be a group name"),
+    ({"concurrency": "d", "concurrency_policy": "wait"}, "concurrency_policy must be one of "
+                                                         "queue, reject, cancel-running"),
+    ({"concurrency_policy": "reject"}, "concurrency_policy needs a concurrency group"),
+])
+def test_a_bad_concurrency_group_is_refused(changes, message):
+    with pytest.raises(RecipeFileError, match=re.escape(message)):
+        parse({"deploy": deploy(**changes)})

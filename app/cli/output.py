@@ -81,6 +81,11 @@ class EventPrinter:
             if self.started and at:
                 parts.append(f"after {_duration((at - self.started).total_seconds())}")
             return kind, " · ".join(p for p in parts if p)
+        if kind == "waiting":
+            waits_for = data.get("waiting_for")
+            group = data.get("concurrency_group", "?")
+            return kind, (f"for task {waits_for} to give back group {group}"
+                          if waits_for is not None else f"no more: it holds group {group}")
         if kind == "log_cut":
             after, lines = data.get("after_line", 0), data.get("lines_left_out", 0)
             return kind, (f"[… {lines:,} lines ({data.get('bytes_left_out', 0):,} bytes) left "
@@ -99,6 +104,8 @@ def _created(data: dict[str, Any]) -> str:
     if data.get("recipe"):
         params = " ".join(f"{k}={v}" for k, v in (data.get("params") or {}).items())
         parts.append(f"recipe {data['recipe']} {params}".rstrip())
+    if data.get("concurrency_group"):
+        parts.append(f"group {data['concurrency_group']}")
     if data.get("model"):
         parts.append(f"model {data['model']}")
     return " · ".join(parts)
@@ -210,6 +217,9 @@ def recipe_lines(recipes: list[dict[str, Any]]) -> list[str]:
     for recipe in recipes:
         lines.append(f"{click.style(recipe['name'].ljust(width), bold=True)}  "
                      f"{recipe.get('description') or ''}".rstrip())
+        if recipe.get("concurrency"):
+            lines.append(f"{'':{width}}    one at a time per group {recipe['concurrency']} "
+                         f"({recipe.get('concurrency_policy') or 'queue'})")
         params = recipe.get("params") or []
         pad = max((len(p["name"]) for p in params), default=0)
         for param in params:

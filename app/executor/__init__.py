@@ -1,9 +1,9 @@
 """The executor (a bounded worker pool) and the runners it drives."""
 
-from .pool import Executor, QueueFull, ShuttingDown
+from .pool import Executor, GroupBusy, QueueFull, ShuttingDown
 from .runner import RunContext, Runner, TaskFailed, TaskStopped
 from .selection import NoRunner, RunnerChoice, TaskRejected, build_runners, choose_runner
 
-__all__ = ["Executor", "NoRunner", "QueueFull", "RunContext", "Runner", "RunnerChoice",
+__all__ = ["Executor", "GroupBusy", "NoRunner", "QueueFull", "RunContext", "Runner", "RunnerChoice",
            "ShuttingDown", "TaskFailed", "TaskRejected", "TaskStopped", "build_runners",
            "choose_runner"]

@@ -35,6 +35,11 @@ class RunnerChoice:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: Recipe | None = None  # the recipe it runs, when it names one
 
+    @property
+    def concurrency_policy(self) -> str:
+        """What a new task does when its concurrency group is busy (recipes.POLICIES)."""
+        return self.recipe.concurrency_policy if self.recipe is not None else "queue"
+
 
 def build_runners(settings) -> dict[str, Runner]:
     """The runners the settings enable, by name."""
@@ -85,4 +90,8 @@ def _recipe_extra(settings, request: dict[str, Any]) -> tuple[Recipe, dict[str, 
         params = recipe.bind(request.get("params"))
     except RecipeError as error:
         raise TaskRejected(str(error)) from None
-    return recipe, {"recipe": recipe.name, "params": params}
+    extra: dict[str, Any] = {"recipe": recipe.name, "params": params}
+    group = recipe.group(params)
+    if group is not None:
+        extra["concurrency_group"] = group
+    return recipe, extra

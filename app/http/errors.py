@@ -8,7 +8,7 @@ from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import Forbidden, TokenForOtherTask, TokenInvalid, Unauthenticated
-from ..executor import NoRunner, QueueFull, ShuttingDown, TaskRejected
+from ..executor import GroupBusy, NoRunner, QueueFull, ShuttingDown, TaskRejected
 from ..store import StoreUnavailable, TaskFinished, TaskNotFound
 from ..stream import StreamsClosing, TooManyStreams, TooManyTaskStreams
 
@@ -41,6 +41,7 @@ _STATUS = {
     Forbidden: 403,
     TaskNotFound: 404,
     TaskFinished: 409,
+    GroupBusy: 409,
     TokenInvalid: 401,
     TokenForOtherTask: 403,
     QueueFull: 429,
@@ -97,6 +98,8 @@ def _domain_handler(status: int):
         extra, message = {}, str(error)
         if isinstance(error, TaskFinished):
             extra["status"] = error.status.value
+        if isinstance(error, GroupBusy):
+            extra.update(concurrency_group=error.group, busy_with=error.task_id)
         if isinstance(error, StoreUnavailable):
             log.warning("store unavailable: %s", error)
             message = "the task store is unavailable; try again shortly"

@@ -31,7 +31,8 @@ def create_task():
     """Queue a task; 201 with its id, status and a stream token for EventSource.
 
     ``recipe`` and ``params`` name a command recipe; they are checked before anything starts,
-    and a recipe that requires a role is refused (403) to whoever lacks it. With an
+    and a recipe that requires a role is refused (403) to whoever lacks it. A recipe whose
+    concurrency group is busy and whose policy is ``reject`` is refused (409). With an
     ``Idempotency-Key`` a repeated request gets the first one's task (200)."""
     principal = current_principal()
     payload = json_object(TASK_FIELDS)
@@ -57,7 +58,8 @@ def _submit(title: str, body: str | None, work: dict[str, Any], principal,
     if choice.recipe is not None and choice.recipe.role is not None:
         check_role(principal, choice.recipe.role, f"the recipe {choice.recipe.name!r}")
     return state.executor.submit(title, body, choice.runner, {**choice.extra, **extra},
-                                 created_by=principal.name)
+                                 created_by=principal.name,
+                                 concurrency_policy=choice.concurrency_policy)
 
 
 @bp.post("/tasks/<task_id:task_id>/relaunch")

@@ -15,7 +15,14 @@ Event kinds with a meaning to the store:
   (``failed`` and ``canceled`` carry ``{"reason": ...}``; ``canceled`` also ``canceled_by``
   when an actor asked for it)
 
+- ``waiting`` (data ``{"waiting_for": 12, "concurrency_group": ...}``): the queued task waits
+  for task 12 to give back its concurrency group (:mod:`app.store.groups`); ``waiting_for``
+  null: it waits no longer. The task shows the last one's ``waiting_for`` until it starts.
+
 Runners add their own kinds (``tick``, ``log``, ...), which the store only keeps.
+
+The locks of concurrency groups come with the store (``group_locks``): in-process for the
+in-process store, shared through the database for the Supabase one.
 
 One writer per task's events: after ``create_task`` only the process running the task appends
 to its log (``mark_running``, ``append_event``, ``finish``). A cancel of a running task is a flag
@@ -39,11 +46,14 @@ import enum
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .groups import GroupLocks
 
 __all__ = ["Event", "StoreError", "StoreUnavailable", "Task", "TaskFinished", "TaskNotFound",
-           "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES", "canceled_data",
-           "isoformat"]
+           "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES", "WAITING",
+           "canceled_data", "isoformat"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,7 @@ class TaskStatus(str, enum.Enum):
 
 TERMINAL_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED})
 TERMINAL_KINDS = frozenset(s.value for s in TERMINAL_STATUSES)
+WAITING = "waiting"  # a queued task waits for its concurrency group
 
 
 class StoreError(Exception):
@@ -113,6 +124,7 @@ class Task:
     created_by: str | None = None
     canceled_by: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    waiting_for: int | None = None  # the task it waits for to give back its group
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +135,7 @@ class Task:
             "finished_at": isoformat(self.finished_at),
             "error": self.error, "cancel_requested": self.cancel_requested,
             "created_by": self.created_by, "canceled_by": self.canceled_by,
+            "concurrency_group": None, "waiting_for": self.waiting_for,
             **self.extra,
         }
 
@@ -138,9 +151,13 @@ class Task:
                 fields["runner"] = data.pop("runner", None)
                 fields["created_by"] = data.pop("created_by", None)
                 fields["extra"] = data
+            elif event.kind == WAITING and not {"started_at", "finished_at"} & set(fields):
+                fields["waiting_for"] = event.data.get("waiting_for")
             elif event.kind == "status" and event.data.get("status") == TaskStatus.RUNNING:
                 fields["started_at"] = event.created_at
+                fields["waiting_for"] = None
             elif event.kind in TERMINAL_KINDS:
+                fields["waiting_for"] = None
                 fields["finished_at"] = event.created_at
                 if event.kind != TaskStatus.DONE:
                     fields["error"] = event.data.get("reason")
@@ -162,7 +179,7 @@ def canceled_data(reason: str, actor: str | None) -> dict[str, Any]:
     return {"reason": reason} if actor is None else {"reason": reason, "canceled_by": actor}
 
 
-LIFECYCLE_KINDS = ("created", "status", *sorted(TERMINAL_KINDS))
+LIFECYCLE_KINDS = ("created", "status", WAITING, *sorted(TERMINAL_KINDS))
 
 
 def isoformat(moment: datetime | None) -> str | None:
@@ -292,6 +309,11 @@ class TaskStore:
     def purge_finished(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` terminal tasks that ended before ``before``, with their
         events, oldest first; return how many. Never touches a queued or running task."""
+        raise NotImplementedError
+
+    def group_locks(self) -> GroupLocks:
+        """The locks of the concurrency groups of this store's tasks (:mod:`app.store.groups`):
+        one object per store, shared by every process that shares the store."""
         raise NotImplementedError
 
     def close(self) -> None:

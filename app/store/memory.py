@@ -28,6 +28,7 @@ from typing import Any
 
 from .base import (
     TERMINAL_KINDS,
+    WAITING,
     Event,
     Task,
     TaskFinished,
@@ -37,6 +38,7 @@ from .base import (
     cancel_stays_requested,
     canceled_data,
 )
+from .groups import MemoryGroupLocks
 from .ordered import OrderedIds
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class MemoryStore(TaskStore):
         self._last_task_id = 0
         self._last_event_id = 0  # one sequence for all tasks, as in the database
         self._closed = False
+        self._group_locks = MemoryGroupLocks(ended=self._has_ended)
 
     def check(self) -> None:
         return None
@@ -142,7 +145,7 @@ class MemoryStore(TaskStore):
             event = self._append(record, "status", {"status": TaskStatus.RUNNING.value})
             self._move(task_id, record.task.status, TaskStatus.RUNNING)
             record.task = dataclasses.replace(record.task, status=TaskStatus.RUNNING,
-                                   started_at=event.created_at)
+                                              started_at=event.created_at, waiting_for=None)
             task = record.task
         self._keep_budget()
         return task
@@ -151,7 +154,11 @@ class MemoryStore(TaskStore):
         if kind in TERMINAL_KINDS:
             raise ValueError(f"terminal event {kind!r} must go through finish()")
         with self._lock:
-            event = self._append(self._record(task_id), kind, data)
+            record = self._record(task_id)
+            event = self._append(record, kind, data)
+            if kind == WAITING and record.task.status == TaskStatus.QUEUED:
+                record.task = dataclasses.replace(record.task,
+                                                  waiting_for=data.get("waiting_for"))
         self._keep_budget()
         return event
 
@@ -216,6 +223,14 @@ class MemoryStore(TaskStore):
                 self._delete(task_id)
             return len(old)
 
+    def group_locks(self):
+        return self._group_locks
+
+    def _has_ended(self, task_id: int) -> bool:
+        """Whether the task ended (a task evicted or purged has)."""
+        record = self._records.get(task_id)
+        return record is None or record.task.status.is_terminal
+
     @property
     def stored_bytes(self) -> int:
         """The estimated bytes of the tasks and their events, as the budget counts them."""
@@ -273,7 +288,7 @@ class MemoryStore(TaskStore):
             record.task, status=status, finished_at=event.created_at,
             error=None if status == TaskStatus.DONE else data.get("reason"),
             canceled_by=data.get("canceled_by") if status == TaskStatus.CANCELED else None,
-            cancel_requested=cancel_stays_requested(status, False))
+            cancel_requested=cancel_stays_requested(status, False), waiting_for=None)
         return event
 
     def _move(self, task_id: int, old: TaskStatus, new: TaskStatus) -> None:

@@ -22,6 +22,7 @@ from .base import Event, StoreUnavailable, Task, TaskStatus, TaskStore
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
+    from .groups import GroupLocks
 
 log = logging.getLogger("app.tasks")
 
@@ -82,6 +83,9 @@ class ObservedStore(TaskStore):
 
     def purge_finished(self, before: datetime, limit: int) -> int:
         return self._call("purge_finished", before, limit)
+
+    def group_locks(self) -> GroupLocks:
+        return self.inner.group_locks()
 
     def close(self) -> None:
         self.inner.close()

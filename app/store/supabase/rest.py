@@ -29,6 +29,8 @@ TASK_COLUMNS = ("id", "created_at", "title", "status")
 EVENT_COLUMNS = ("id", "created_at", "task_id", "kind", "data_json")
 CANCELS = "va_task_cancels"  # who asked to cancel a running task (the first asker)
 CANCEL_COLUMNS = ("task_id", "requested_by", "requested_at")
+LOCKS = "va_concurrency_locks"  # who holds each concurrency group (app.store.supabase.groups)
+LOCK_COLUMNS = ("group_name", "task_id", "acquired_at")
 AUDIT = "va_audit"  # the audit trail (app.audit.supabase writes it; the start-up check reads it)
 AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "outcome", "task_id", "client",
                  "request_id", "detail")

@@ -16,6 +16,8 @@ from .rest import (
     EVENTS,
     IDEMPOTENCY,
     IDEMPOTENCY_COLUMNS,
+    LOCK_COLUMNS,
+    LOCKS,
     TASK_COLUMNS,
     TASKS,
     SupabaseError,
@@ -24,11 +26,10 @@ from .rest import (
 
 TASKS_MIGRATION = "supabase/migrations/20261128000000_ops_tasks.sql"
 AUDIT_MIGRATION = "supabase/migrations/20261202000000_ops_audit.sql"
-IDEMPOTENCY_MIGRATION = "supabase/migrations/20261202010000_ops_idempotency.sql"
-# Each table, its columns, and the migration that creates it (in the order to apply them).
-TABLES = ((TASKS, TASK_COLUMNS, TASKS_MIGRATION), (EVENTS, EVENT_COLUMNS, TASKS_MIGRATION),
-          (CANCELS, CANCEL_COLUMNS, AUDIT_MIGRATION), (AUDIT, AUDIT_COLUMNS, AUDIT_MIGRATION),
-          (IDEMPOTENCY, IDEMPOTENCY_COLUMNS, IDEMPOTENCY_MIGRATION))
+    IDEMPOTENCY,
+    IDEMPOTENCY_COLUMNS,
+    LOCK_COLUMNS,
+    LOCKS,
 _KEY_REFUSED = ("401", "PGRST301", "PGRST302", "GW401")
 
 

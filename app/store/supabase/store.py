@@ -29,6 +29,7 @@ from ..base import (
     TaskStore,
     canceled_data,
 )
+from .groups import SupabaseGroupLocks
 from .leases import Leases
 from .pollers import PollerHub
 from .rest import (
@@ -70,6 +71,7 @@ class SupabaseStore(TaskStore):
         self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget,
                                   on_stored=self._hub.nudge)
         self._leases = Leases(self._rest, self._writer, lease_seconds, orphan_seconds)
+        self._group_locks = SupabaseGroupLocks(self._rest)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[float, Task]] = {}  # get_task answers, one poll long
         self._fetching: dict[int, threading.Lock] = {}
@@ -341,6 +343,9 @@ class SupabaseStore(TaskStore):
             self._forget(task_id)
         return len(task_ids)
 
+    def group_locks(self):
+        return self._group_locks
+
     def close(self) -> None:
         self._stopping.set()
         self._hub.close()
@@ -368,14 +373,21 @@ class SupabaseStore(TaskStore):
         return task_from_row(rows[0], self._lifecycle([task_id]).get(task_id, []))
 
     def _lifecycle(self, task_ids: list[int]) -> dict[int, list[Event]]:
-        rows = self._rest.run(self._rest.table(EVENTS).select("*").in_("task_id", task_ids)
-                              .in_("kind", LIFECYCLE_KINDS).order("id")
-                              .limit(4 * len(task_ids) + 8))
+        """The tasks' lifecycle events, in order. A page holds four a task and more, enough
+        unless tasks waited for their concurrency group several times: then more pages."""
+        page = 4 * len(task_ids) + 8
         found: dict[int, list[Event]] = {}
-        for row in rows:
-            event = event_from_row(row)
-            found.setdefault(event.task_id, []).append(event)
-        return found
+        after = 0
+        while True:
+            rows = self._rest.run(self._rest.table(EVENTS).select("*").in_("task_id", task_ids)
+                                  .in_("kind", LIFECYCLE_KINDS).gt("id", after).order("id")
+                                  .limit(page))
+            for row in rows:
+                event = event_from_row(row)
+                found.setdefault(event.task_id, []).append(event)
+            if len(rows) < page:
+                return found
+            after = rows[-1]["id"]
 
     def _cached(self, task_id: int) -> Task | None:
         with self._lock:

@@ -89,6 +89,11 @@ export function describeEvent(event) {
       return [`status: ${data.status ?? "?"}`];
     case "tick":
       return [`tick ${data.n ?? ""}`.trim()];
+    case "waiting":
+      return [data.waiting_for === null || data.waiting_for === undefined
+        ? `waits no more for group ${data.concurrency_group ?? "?"}`
+        : `waiting for task #${data.waiting_for} to give back group `
+          + `${data.concurrency_group ?? "?"}`];
     case "done":
       return withFields("finished", data);
     case "failed":

@@ -12,7 +12,7 @@ import { TERMINAL } from "./format.js";
 // lifecycle, the dev runner's tick, the recipe runner's log/log_held/log_cut, the LLM
 // runner's text. tests/test_dashboard_ui.py checks this list against the runners' code.
 export const EVENT_KINDS = [
-  "created", "status", "tick", "log", "log_held", "log_cut", "text", "message",
+  "created", "status", "waiting", "tick", "log", "log_held", "log_cut", "text", "message",
   ...TERMINAL,
 ];
 

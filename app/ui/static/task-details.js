@@ -1,6 +1,6 @@
 // A task's details in words: its status, what ran it (the runner, the recipe and its
 // parameters, or the model), its notes, who created (and canceled) it, the task it runs
-// again, and its times.
+// again, its concurrency group and the task it waits for, and its times.
 
 import { durationElement } from "./clock.js";
 import { label, valueText } from "./events.js";
@@ -10,7 +10,7 @@ import { TERMINAL, badge, el, formatTime } from "./format.js";
 const KNOWN_FIELDS = new Set([
   "id", "title", "body", "status", "runner", "created_at", "started_at", "finished_at", "error",
   "cancel_requested", "recipe", "params", "model", "created_by", "canceled_by",
-  "relaunched_from",
+  "relaunched_from", "concurrency_group", "waiting_for",
 ]);
 
 /** The runner in words. */
@@ -51,6 +51,13 @@ export function detailRows(task) {
   if (task.relaunched_from) {
     rows.push(["Run again from", el("a", {
       href: `#/tasks/${task.relaunched_from}`, text: `Task #${task.relaunched_from}` })]);
+  }
+  if (task.concurrency_group) rows.push(["Concurrency group", task.concurrency_group]);
+  if (task.waiting_for !== null && task.waiting_for !== undefined) {
+    rows.push(["Waiting for", el("a", {
+      href: `#/tasks/${task.waiting_for}`, text: `task #${task.waiting_for}`,
+      title: "It starts once this task has ended and given its concurrency group back",
+    })]);
   }
   rows.push(
     ["Created", formatTime(task.created_at)],

@@ -11,7 +11,7 @@ import { LogView } from "./log-view.js";
 import { TaskStream } from "./stream.js";
 import { detailNodes } from "./task-details.js";
 
-const LIFECYCLE = new Set(["status", ...TERMINAL]);
+const LIFECYCLE = new Set(["status", "waiting", ...TERMINAL]);
 const OUTPUT = new Set(["log", "log_held", "log_cut"]); // shown by the output view, not as events
 const FOLLOW_SLACK_PX = 8;
 const STREAM_STATES = {
