@@ -26,17 +26,19 @@ from .rest import (
 
 TASKS_MIGRATION = "supabase/migrations/20261128000000_ops_tasks.sql"
 AUDIT_MIGRATION = "supabase/migrations/20261202000000_ops_audit.sql"
-    IDEMPOTENCY,
-    IDEMPOTENCY_COLUMNS,
-    LOCK_COLUMNS,
-    LOCKS,
+IDEMPOTENCY_MIGRATION = "supabase/migrations/20261202010000_ops_idempotency.sql"
+GROUPS_MIGRATION = "supabase/migrations/20261202020000_ops_concurrency.sql"
+# Each table, its columns, and the migration that creates it (in the order to apply them).
+TABLES = ((TASKS, TASK_COLUMNS, TASKS_MIGRATION), (EVENTS, EVENT_COLUMNS, TASKS_MIGRATION),
+          (CANCELS, CANCEL_COLUMNS, AUDIT_MIGRATION), (AUDIT, AUDIT_COLUMNS, AUDIT_MIGRATION),
+          (IDEMPOTENCY, IDEMPOTENCY_COLUMNS, IDEMPOTENCY_MIGRATION),
+          (LOCKS, LOCK_COLUMNS, GROUPS_MIGRATION))
 _KEY_REFUSED = ("401", "PGRST301", "PGRST302", "GW401")
 
 
 def how_to_migrate(migration: str) -> str:
     return (f"apply {migration} (supabase db push, or run it in the SQL editor); "
             "see docs/supabase.md")
-
 
 
 def check_schema(rest: SupabaseRest) -> None:
