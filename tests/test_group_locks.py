@@ -165,7 +165,7 @@ def test_the_check_names_the_concurrency_migration(postgres):
 
     with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
         with postgres.connect(gateway.dbname) as conn:
-            for path in MIGRATIONS[:2]:
+            for path in [m for m in MIGRATIONS if "concurrency" not in m.name]:
                 conn.execute(path.read_text())
         with pytest.raises(StoreUnavailable, match=r"no table public\.va_concurrency_locks: "
                            r"apply supabase/migrations/20261202020000_ops_concurrency\.sql"):
