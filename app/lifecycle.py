@@ -1,4 +1,5 @@
-"""Stopping a worker process cleanly: end its tasks, then its streams, then its store.
+"""Stopping a worker process cleanly: end its tasks, then its notifications, then its streams,
+then its store.
 
 gunicorn's hooks drive it (``gunicorn.conf.py``):
 
@@ -26,6 +27,8 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 EXTENSION = "lifecycle"
+# What notifications get to go out at a stop (the tasks' endings among them), at most.
+NOTIFY_GRACE = 5.0
 Handler = Callable[[int, object], None]
 
 
@@ -52,9 +55,10 @@ def start_background(app: Flask) -> None:
 
 def shutdown(app: Flask, grace: float) -> None:
     """Stop taking tasks; give running ones ``grace`` seconds to reach a checkpoint (they end
-    ``failed``, reason ``shutdown``, as does every task still queued); then end every stream
-    (clients resume elsewhere with Last-Event-ID), close the store and wait up to ``grace``
-    for the streams' last writes. Runs once: a later or concurrent call waits for its end."""
+    ``failed``, reason ``shutdown``, as does every task still queued); give the notifications
+    due a few seconds more (what is left is logged); then end every stream (clients resume
+    elsewhere with Last-Event-ID), close the store and wait up to ``grace`` for the streams'
+    last writes. Runs once: a later or concurrent call waits for its end."""
     stopping = _stopping(app)
     with stopping.lock:
         first, stopping.started = not stopping.started, True
@@ -67,6 +71,7 @@ def shutdown(app: Flask, grace: float) -> None:
         if services.retention is not None:
             services.retention.stop()
         services.executor.shutdown(grace)
+        services.notifier.close(min(grace, NOTIFY_GRACE))  # it reads the store: before it closes
         services.streams.close_all()
         services.store.close()  # wakes every stream still waiting, which then sees it must end
         services.audit.close()  # the refusal counts still open, and what waits to be written

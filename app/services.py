@@ -10,6 +10,7 @@ from .audit import AuditTrail
 from .auth import StreamTokens
 from .config import Settings
 from .executor import Executor
+from .notify import Notifier
 from .store import TaskStore
 from .store.retention import RetentionSweeper
 from .stream import StreamTracker
@@ -25,6 +26,7 @@ class Services:
     tokens: StreamTokens
     streams: StreamTracker
     audit: AuditTrail
+    notifier: Notifier
     retention: RetentionSweeper | None = None
 
 

@@ -32,6 +32,10 @@ CANCEL_COLUMNS = ("task_id", "requested_by", "requested_at")
 AUDIT = "va_audit"  # the audit trail (app.audit.supabase writes it; the start-up check reads it)
 AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "outcome", "task_id", "client",
                  "request_id", "detail")
+NOTIFICATIONS = "va_notifications"  # each notification's deliveries (app.notify.supabase)
+NOTIFICATION_COLUMNS = ("id", "task_id", "url", "event", "format", "attempts", "status",
+                        "last_status", "last_error", "next_attempt_at", "delivered_at",
+                        "created_at")
 UNIQUE_VIOLATION = "23505"
 # A PostgREST or PostgreSQL error code: the database answered, so nothing was applied.
 _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")

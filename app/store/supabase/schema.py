@@ -14,6 +14,8 @@ from .rest import (
     CANCELS,
     EVENT_COLUMNS,
     EVENTS,
+    NOTIFICATION_COLUMNS,
+    NOTIFICATIONS,
     TASK_COLUMNS,
     TASKS,
     SupabaseError,
@@ -22,9 +24,11 @@ from .rest import (
 
 TASKS_MIGRATION = "supabase/migrations/20261128000000_ops_tasks.sql"
 AUDIT_MIGRATION = "supabase/migrations/20261202000000_ops_audit.sql"
+NOTIFICATIONS_MIGRATION = "supabase/migrations/20261202030000_ops_notifications.sql"
 # Each table, its columns, and the migration that creates it (in the order to apply them).
 TABLES = ((TASKS, TASK_COLUMNS, TASKS_MIGRATION), (EVENTS, EVENT_COLUMNS, TASKS_MIGRATION),
-          (CANCELS, CANCEL_COLUMNS, AUDIT_MIGRATION), (AUDIT, AUDIT_COLUMNS, AUDIT_MIGRATION))
+          (CANCELS, CANCEL_COLUMNS, AUDIT_MIGRATION), (AUDIT, AUDIT_COLUMNS, AUDIT_MIGRATION),
+          (NOTIFICATIONS, NOTIFICATION_COLUMNS, NOTIFICATIONS_MIGRATION))
 _KEY_REFUSED = ("401", "PGRST301", "PGRST302", "GW401")
 
 
