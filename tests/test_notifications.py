@@ -19,7 +19,8 @@ from app import create_app
 from app.config import ConfigError, Settings
 from app.lifecycle import shutdown
 from app.recipes import NotifyTarget, RecipeFileError, parse_recipes
-from tests.support.api import ADMIN, SECRET, Admin, make_settings
+from tests.support.api import ADMIN, SECRET, Admin, live_env, make_settings
+from tests.support.live import GunicornServer
 from tests.support.processes import ROOT, wait_until
 from tests.support.receiver import Receiver
 
@@ -290,3 +291,31 @@ def test_bad_notify_entries_of_a_recipe_are_refused(notify, message):
     with pytest.raises(RecipeFileError) as error:
         book(ship={"argv": ["true"], "notify": notify})
     assert message in str(error.value)
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_under_gunicorn_a_held_receiver_does_not_hold_the_task_and_a_retry_delivers():
+    """The same under gevent (greenlets, the in-process store): the first answer is held
+    until the task is seen done, then a 500 and a retry one second later."""
+    with Receiver(answers=[500], hold_first=True) as receiver:
+        env = live_env(DEV_LOCAL_LLM="1", OPS_DEV_TICK_SECONDS="0.05",
+                       OPS_NOTIFY_URLS=receiver.url + "/hook", OPS_NOTIFY_SECRET=NOTIFY_SECRET)
+        with GunicornServer(env) as server:
+            task_id = server.admin.create("live")["id"]
+            wait_until(lambda: server.admin.task(task_id)["status"] == "done")
+            receiver.release()
+            requests = receiver.answered(2)
+            assert [r.status for r in requests] == [500, 200]
+            assert all(r.headers["X-Ops-Signature-256"] == expected_signature(r.body)
+                       for r in requests)
+
+            def record():
+                answer = server.admin.get(f"/ops/tasks/{task_id}/notifications").json()
+                [delivery] = answer["notifications"]
+                return delivery["status"] == "delivered" and delivery
+
+            assert wait_until(record)["attempts"] == 2
+            log = server.log()
+            assert "Traceback" not in log and NOTIFY_SECRET not in log
+            assert f"task {task_id}: task.ended delivered to {receiver.url}/hook (attempt 2)" in log
