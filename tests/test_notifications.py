@@ -18,7 +18,9 @@ import pytest
 from app import create_app
 from app.config import ConfigError, Settings
 from app.lifecycle import shutdown
+from app.notify import MemoryDeliveryLog, Notifier
 from app.recipes import NotifyTarget, RecipeFileError, parse_recipes
+from app.store import MemoryStore, TaskStatus
 from tests.support.api import ADMIN, SECRET, Admin, live_env, make_settings
 from tests.support.live import GunicornServer
 from tests.support.processes import ROOT, wait_until
@@ -319,3 +321,43 @@ def test_under_gunicorn_a_held_receiver_does_not_hold_the_task_and_a_retry_deliv
             log = server.log()
             assert "Traceback" not in log and NOTIFY_SECRET not in log
             assert f"task {task_id}: task.ended delivered to {receiver.url}/hook (attempt 2)" in log
+
+
+def direct_notifier(receiver, **options) -> tuple[Notifier, MemoryStore]:
+    store = MemoryStore()
+    options = {"targets": (NotifyTarget(receiver.url + "/hook"),), "secret": NOTIFY_SECRET,
+               "backoff_base": 0.01, **options}
+    return Notifier(store, MemoryDeliveryLog(), **options), store
+
+
+def ended_task(store) -> tuple[int, datetime]:
+    task = store.create_task("t", None, "dev")
+    store.mark_running(task.id)
+    event = store.finish(task.id, TaskStatus.DONE, {})
+    return task.id, event.created_at
+
+
+def test_a_receiver_failing_past_the_deadline_is_given_up():
+    with Receiver(answers=[502] * 1000) as receiver:
+        notifier, store = direct_notifier(receiver, give_up_after=0.5)
+        notifier._client()  # loaded now, not in the first attempt's time
+        task_id, at = ended_task(store)
+        notifier.task_ended(task_id, TaskStatus.DONE, {}, at)
+        [record] = wait_until(lambda: (r := notifier.records.for_task(task_id))
+                              and r[0].status == "failed" and r)
+        # 0.01, 0.02, 0.04 ... s apart, and none past 0.5 s after the first
+        assert 3 <= record.attempts == len(receiver.requests) <= 7
+        assert record.last_status == 502 and record.next_attempt_at is None
+        notifier.close(1)
+
+
+def test_past_its_bound_the_queue_drops_new_notices(caplog):
+    with Receiver() as receiver:
+        notifier, store = direct_notifier(receiver, senders=0, max_waiting=2)
+        task_id, at = ended_task(store)
+        for _ in range(3):
+            notifier.task_ended(task_id, TaskStatus.DONE, {}, at)
+        assert notifier.waiting == 2
+        assert "2 notifications already wait" in caplog.text
+        notifier.close(0)
+        assert "not sent: the server stopped first" in caplog.text

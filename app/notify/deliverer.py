@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SENDERS = 4
+# Notices and attempts a process keeps waiting at most (a receiver down for an hour while
+# tasks end by the thousand): past it new notices are dropped, each with a log line.
+MAX_WAITING = 10_000
 ATTEMPT_TIMEOUT = 10.0
 BACKOFF_CAP = 300.0
 GIVE_UP_AFTER = 3600.0
@@ -89,7 +92,8 @@ class Notifier(TaskObserver):
                  on_start: bool = False, secrets: tuple[str, ...] = (),
                  backoff_base: float = 1.0, backoff_cap: float = BACKOFF_CAP,
                  give_up_after: float = GIVE_UP_AFTER, timeout: float = ATTEMPT_TIMEOUT,
-                 senders: int = SENDERS, clock: Callable[[], float] = time.monotonic,
+                 senders: int = SENDERS, max_waiting: int = MAX_WAITING,
+                 clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] = utcnow):
         self.store = store
         self.records = records
@@ -104,6 +108,7 @@ class Notifier(TaskObserver):
         self.give_up_after = give_up_after
         self.timeout = timeout
         self.senders = senders
+        self.max_waiting = max_waiting
         self._clock = clock
         self._now = now
         self._cond = threading.Condition()
@@ -143,6 +148,11 @@ class Notifier(TaskObserver):
         with self._cond:
             if self._stopped:
                 _log_left(item)
+                return
+            if isinstance(item, _Notice) and not item.tries \
+                    and len(self._heap) + self._busy >= self.max_waiting:
+                log.error("task %s: %s not sent: %d notifications already wait (a receiver "
+                          "is failing?)", item.task_id, item.event, self.max_waiting)
                 return
             heapq.heappush(self._heap, (self._clock() if due is None else due,
                                         next(self._seq), item))
