@@ -10,6 +10,7 @@ import gc
 import glob
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -225,6 +226,12 @@ def worker_exit(server, worker):
         from app.lifecycle import shutdown
 
         shutdown(app, _grace(server.cfg))
+    # The worker is done. Until it is reaped, the master sends it TERM again at each of its
+    # turns (manage_workers, after a reload); one landing while the interpreter exits, when
+    # Python has put the default handlers back, would kill it by the signal ("was sent
+    # SIGTERM!"). Ignored handlers survive that.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(stop_signal, signal.SIG_IGN)
 
 
 def _app(worker):

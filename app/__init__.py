@@ -26,9 +26,11 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from . import auth, http
     from .audit import AuditTrail, make_audit_log
     from .cli import cli as ops_cli
+    from .config import check_notify
     from .credential_file import CredentialFile
     from .executor import Executor, build_runners
     from .metrics import Metrics
+    from .notify import make_notifier
     from .services import EXTENSION, Services
     from .store import ObservedStore, make_store
     from .store.idempotency import make_idempotency_keys
@@ -50,8 +52,12 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     if settings.stream_secret_is_fallback and not settings.dev_mode:  # dev mode: the norm
         log.warning("OPS_STREAM_SECRET is not set: stream tokens are signed with the admin "
                     "token; set OPS_STREAM_SECRET in production")
+    check_notify(settings.notify_urls, settings.notify_secret, settings.recipes)
     metrics = Metrics()
     store = ObservedStore(store or make_store(settings), metrics)
+    notifier = make_notifier(settings, store)
+    if notifier.enabled:
+        store.observe(notifier)  # the store layer does not import this one: it is told
     runners = build_runners(settings)
 
     def count_tasks(queued: int, running: int) -> None:
@@ -73,7 +79,7 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
         settings=settings, store=store, executor=executor, tokens=tokens,
         streams=StreamTracker(settings.max_streams, gauge=metrics.streams_open,
                               per_task=settings.max_streams_per_task),
-        audit=audit, idempotency=keys, retention=retention)
+        audit=audit, idempotency=keys, notifier=notifier, retention=retention)
 
     def credentials_reloaded(ok: bool, detail: dict) -> None:
         audit.record("credentials.reload", "ok" if ok else "error", detail=detail)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from .credential_file import CredentialFileError, load_credentials
 from .isolation import RecipeUser, running_as_root
-from .recipes import RecipeBook, RecipeFileError, load_recipes
+from .recipes import NotifyTarget, RecipeBook, RecipeFileError, check_notify_url, load_recipes
 from .roles import Role
 
 MIN_SECRET_LENGTH = 16
@@ -166,6 +166,30 @@ def _http_url(raw: str | None, d: Declaration) -> str | None:
             raise ConfigError(f"{d.env} must be an http(s) URL such as "
                               "https://api.openai.com/v1 (chat completions are posted to "
                               "<base>/chat/completions)")
+    return url
+
+
+def _notify_urls(raw: str | None, d: Declaration) -> tuple[NotifyTarget, ...]:
+    """Comma-separated http(s) URLs, each told of every task (the JSON summary)."""
+    targets = []
+    for entry in (raw or "").split(","):
+        if entry.strip():
+            try:
+                targets.append(NotifyTarget(check_notify_url(entry)))
+            except ValueError as error:
+                raise ConfigError(f"{d.env}: {error}") from None
+    return tuple(targets) or d.default
+
+
+def _public_url(raw: str | None, d: Declaration) -> str | None:
+    url = (raw or "").strip().rstrip("/") or d.default
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query \
+                or parts.fragment:
+            raise ConfigError(f"{d.env} must be the http(s) URL users reach the service at, "
+                              "such as https://ops.example.com (notifications link to "
+                              "<url>/ops/ui#/tasks/<id>)")
     return url
 
 
@@ -383,6 +407,21 @@ class Settings:
                                        help="a text event goes out at least this often")
     llm_batch_chars: int = setting("OPS_LLM_BATCH_CHARS", 2000, low=1, high=1_000_000,
                                    help="or as soon as this many characters wait")
+    # Notifications (docs/notifications.md): where each task's summary is posted, how it is
+    # signed, and the dashboard's address its links point to.
+    notify_urls: tuple[NotifyTarget, ...] = setting(
+        "OPS_NOTIFY_URLS", (), read=_notify_urls, repr=False,
+        help="http(s) URLs, comma-separated, told of every task's end")
+    notify_secret: str | None = setting(
+        "OPS_NOTIFY_SECRET", None, read=_secret, repr=False,
+        help="HMAC key of X-Ops-Signature-256 (required with any notification URL)")
+    notify_on_start: bool = setting("OPS_NOTIFY_ON_START", False,
+                                    help="also notify when a task starts")
+    public_url: str | None = setting("OPS_PUBLIC_URL", None, read=_public_url,
+                                     help="the service's address for users: links in "
+                                     "notifications")
+    # Not read from the environment: the first retry's delay, doubled at each (tests shorten it).
+    notify_retry_base: float = 1.0
     # The Supabase store (docs/supabase.md).
     supabase_poll_seconds: float = setting("OPS_SUPABASE_POLL_SECONDS", 0.5, low=0.05, high=60,
                                            help="how often streams and cancel flags poll")
@@ -441,6 +480,8 @@ class Settings:
                               f"times OPS_SUPABASE_LEASE_SECONDS ({lease:g}), or live tasks "
                               f"could be taken for orphans")
 
+        check_notify(values["notify_urls"], values["notify_secret"], values["recipes"])
+
         if values["llm_base_url"]:
             if not values["llm_model"]:
                 raise ConfigError("OPS_LLM_MODEL is not set: the LLM runner needs the model "
@@ -449,6 +490,24 @@ class Settings:
             raise ConfigError("OPS_LLM_BASE_URL is not set: OPS_LLM_MODEL and OPS_LLM_API_KEY "
                               "need the model server's URL")
         return cls(**values)
+
+
+def check_notify(urls: tuple[NotifyTarget, ...], secret: str | None,
+                 recipes: RecipeBook | None) -> None:
+    """Every notification is signed: any URL (OPS_NOTIFY_URLS, a recipe's ``notify``) needs
+    OPS_NOTIFY_SECRET."""
+    if secret is not None:
+        return
+    if urls:
+        where = "OPS_NOTIFY_URLS is set"
+    else:
+        named = [r.name for r in (recipes.recipes if recipes else ()) if r.notify]
+        if not named:
+            return
+        where = f"recipe {named[0]!r} has notify URLs"
+    raise ConfigError(f"OPS_NOTIFY_SECRET is not set, but {where}: every notification is "
+                      f"signed with it (at least {MIN_SECRET_LENGTH} characters); make one "
+                      f"with: {MAKE_A_TOKEN}")
 
 
 def _check_recipe_user(values: dict[str, Any], root: bool) -> None:

@@ -1,4 +1,5 @@
-"""Stopping a worker process cleanly: end its tasks, then its streams, then its store.
+"""Stopping a worker process cleanly: end its tasks, then its notifications, then its streams,
+then its store.
 
 gunicorn's hooks drive it (``gunicorn.conf.py``):
 
@@ -19,6 +20,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Flask
@@ -26,6 +28,9 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 EXTENSION = "lifecycle"
+# What notifications get to go out at a stop (the tasks' endings among them), at most: a
+# quarter of the grace, taken from the streams' wait, so that the stop fits in as before.
+NOTIFY_GRACE = 5.0
 Handler = Callable[[int, object], None]
 
 
@@ -52,9 +57,10 @@ def start_background(app: Flask) -> None:
 
 def shutdown(app: Flask, grace: float) -> None:
     """Stop taking tasks; give running ones ``grace`` seconds to reach a checkpoint (they end
-    ``failed``, reason ``shutdown``, as does every task still queued); then end every stream
-    (clients resume elsewhere with Last-Event-ID), close the store and wait up to ``grace``
-    for the streams' last writes. Runs once: a later or concurrent call waits for its end."""
+    ``failed``, reason ``shutdown``, as does every task still queued); give the notifications
+    due a few seconds more (what is left is logged); then end every stream (clients resume
+    elsewhere with Last-Event-ID), close the store and wait up to ``grace`` for the streams'
+    last writes. Runs once: a later or concurrent call waits for its end."""
     stopping = _stopping(app)
     with stopping.lock:
         first, stopping.started = not stopping.started, True
@@ -67,13 +73,16 @@ def shutdown(app: Flask, grace: float) -> None:
         if services.retention is not None:
             services.retention.stop()
         services.executor.shutdown(grace)
+        notified = time.monotonic()
+        services.notifier.close(min(grace / 4, NOTIFY_GRACE))  # it reads the store: first
+        streams_grace = max(0.1, grace - (time.monotonic() - notified))
         services.streams.close_all()
         services.store.close()  # wakes every stream still waiting, which then sees it must end
         services.audit.close()  # the refusal counts still open, and what waits to be written
         services.idempotency.close()
-        if not services.streams.wait_closed(grace):
+        if not services.streams.wait_closed(streams_grace):
             log.warning("shutting down: %d streams still open after %.1fs",
-                        services.streams.open, grace)
+                        services.streams.open, streams_grace)
     finally:
         stopping.done.set()
 

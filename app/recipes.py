@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .roles import Role
 
@@ -29,16 +30,18 @@ MAX_PARAM_LENGTH = 256
 MAX_TIMEOUT = 7 * 86_400
 # The service's own secrets: a recipe may not hand them to its command.
 SECRET_NAMES = frozenset({"SETTINGS_ADMIN_TOKEN", "OPS_STREAM_SECRET",
-                          "SUPABASE_SERVICE_ROLE_KEY", "OPS_LLM_API_KEY"})
+                          "SUPABASE_SERVICE_ROLE_KEY", "OPS_LLM_API_KEY", "OPS_NOTIFY_SECRET"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 RECIPE_KEYS = {"role", "description", "argv", "cwd", "env", "timeout", "kill_grace", "params",
-               "concurrency", "concurrency_policy"}
+               "concurrency", "concurrency_policy", "notify"}
 PARAM_KEYS = {"pattern", "description", "example"}
 # What a new task of a busy concurrency group does: wait its turn, be refused, or cancel the
 # task that holds the group (docs/runners.md).
 POLICIES = ("queue", "reject", "cancel-running")
 MAX_GROUP_LENGTH = 200
+NOTIFY_KEYS = {"url", "format"}
+NOTIFY_FORMATS = ("json", "slack")
 
 
 class RecipeFileError(Exception):
@@ -47,6 +50,32 @@ class RecipeFileError(Exception):
 
 class RecipeError(ValueError):
     """A request names an unknown recipe or gives it wrong parameters."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NotifyTarget:
+    """Where a task's notifications go: a URL, and the body's format (``json``: the summary
+    of docs/notifications.md; ``slack``: a Slack incoming-webhook message)."""
+
+    url: str
+    format: str = "json"
+
+
+def check_notify_url(url: Any) -> str:
+    """The URL if it is an http(s) URL with a host; else ValueError saying so."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("a notification URL must be a non-empty string")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError:
+        raise ValueError(f"{url[:80]!r} is not a valid URL") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname or _CONTROL.search(url) \
+            or " " in url:
+        raise ValueError(f"{url[:80]!r} is not an http(s) URL such as "
+                         "https://hooks.example.com/ops")
+    return url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +117,7 @@ class Recipe:
     role: Role | None = None  # the role needed to run it (None: any operator)
     concurrency: str | None = None  # the group's name, "{param}" placeholders inside
     concurrency_policy: str = "queue"  # one of POLICIES
+    notify: tuple[NotifyTarget, ...] = ()  # told when its tasks end (docs/notifications.md)
 
     def bind(self, params: Any) -> dict[str, str]:
         """Check a request's parameters: all declared ones, nothing else, each matching."""
@@ -217,7 +247,8 @@ def _recipe(name: str, spec: Any, base: Path) -> Recipe:
                   description=_text(spec, "description"), cwd=_cwd(spec.get("cwd"), base),
                   env=_env(_table(spec, "env")), timeout=_seconds(spec, "timeout"),
                   kill_grace=_seconds(spec, "kill_grace"), role=_role(spec),
-                  concurrency=concurrency, concurrency_policy=policy)
+                  concurrency=concurrency, concurrency_policy=policy,
+                  notify=_notify(spec.get("notify", [])))
 
 
 def _concurrency(spec: dict, declared: set[str]) -> tuple[str | None, str]:
@@ -244,6 +275,30 @@ def _concurrency(spec: dict, declared: set[str]) -> tuple[str | None, str]:
         raise RecipeFileError("concurrency: a placeholder is a parameter's name in braces, "
                               "such as {service}")
     return template, policy
+
+
+def _notify(entries: Any) -> tuple[NotifyTarget, ...]:
+    """``notify = ["https://...", {url = "https://...", format = "slack"}]``."""
+    if not isinstance(entries, list):
+        raise RecipeFileError("notify must be a list of URLs or {url, format} tables")
+    targets = []
+    for entry in entries:
+        fmt = "json"
+        if isinstance(entry, dict):
+            unknown = sorted(set(entry) - NOTIFY_KEYS)
+            if unknown:
+                raise RecipeFileError(f"notify: unknown key(s) {', '.join(unknown)}; "
+                                      "allowed: format, url")
+            fmt = entry.get("format", "json")
+            if fmt not in NOTIFY_FORMATS:
+                raise RecipeFileError(f"notify: format must be one of "
+                                      f"{', '.join(NOTIFY_FORMATS)}, got {str(fmt)[:40]!r}")
+            entry = entry.get("url")
+        try:
+            targets.append(NotifyTarget(check_notify_url(entry), fmt))
+        except ValueError as error:
+            raise RecipeFileError(f"notify: {error}") from None
+    return tuple(targets)
 
 
 def _role(spec: dict) -> Role | None:

@@ -10,6 +10,7 @@ from .audit import AuditTrail
 from .auth import StreamTokens
 from .config import Settings
 from .executor import Executor
+from .notify import Notifier
 from .store import TaskStore
 from .store.idempotency import IdempotencyKeys
 from .store.retention import RetentionSweeper
@@ -27,6 +28,7 @@ class Services:
     streams: StreamTracker
     audit: AuditTrail
     idempotency: IdempotencyKeys
+    notifier: Notifier
     retention: RetentionSweeper | None = None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import subprocess
 import sys
 import types
@@ -121,6 +122,8 @@ def test_a_stopping_worker_waits_for_its_tasks_to_end(monkeypatch, make_app):
     """worker_int (INT, QUIT) starts the shutdown; worker_exit, as the process exits, waits
     for it; neither minds a worker stopped while it boots, before its app exists."""
     conf = load(monkeypatch)
+    ignored = []  # what worker_exit ignores afterwards (in this process too, unless faked)
+    monkeypatch.setattr(signal, "signal", lambda sig, handler: ignored.append((sig, handler)))
     cfg = types.SimpleNamespace(graceful_timeout=4)
     server = types.SimpleNamespace(cfg=cfg)
     booting = types.SimpleNamespace(cfg=cfg)
@@ -135,3 +138,6 @@ def test_a_stopping_worker_waits_for_its_tasks_to_end(monkeypatch, make_app):
     conf["worker_exit"](server, worker)
     task = store.get_task(task_id)
     assert (task.status, task.error) == (TaskStatus.FAILED, "shutdown")
+    # Once done, a stop signal the master repeats cannot kill it as the interpreter exits.
+    stops = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+    assert set(ignored) == {(sig, signal.SIG_IGN) for sig in stops}

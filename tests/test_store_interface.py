@@ -16,7 +16,7 @@ from tests.support.supabase_fixtures import store_options
 EXTRAS = {
     MemoryStore: {"stored_bytes"},  # what its memory budget counts
     SupabaseStore: {"from_settings"},  # make_store builds it from the settings
-    ObservedStore: set(),
+    ObservedStore: {"observe"},  # create_app gives it the notifier to tell (app.notify)
 }
 # What the contract implements itself: a backend inherits it (the wrapper overrides the two
 # properties to answer for the store it wraps; append_events appends one event at a time

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from app.metrics import Metrics
-from app.store import MemoryStore, ObservedStore, TaskStatus
+from app.store import MemoryStore, ObservedStore, TaskObserver, TaskStatus
 from tests.store_contract import StoreContract
 from tests.support.processes import wait_until
 from tests.support.supabase_fixtures import open_store
@@ -96,3 +96,38 @@ def test_a_queued_cancel_is_counted_once_by_the_process_that_wrote_it(supabase_d
         assert (finished(metrics_a, "canceled"), finished(metrics_b, "canceled")) == (0, 1)
         [line] = endings(caplog, task.id)
         assert (line.status, line.runner) == ("canceled", "dev")
+
+
+class Heard(TaskObserver):
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.started: list[int] = []
+        self.ended: list[tuple[int, str]] = []
+
+    def task_started(self, task):
+        self.started.append(task.id)
+        if self.fail:
+            raise RuntimeError("observer broke")
+
+    def task_ended(self, task_id, status, data, finished_at):
+        assert finished_at is not None
+        self.ended.append((task_id, TaskStatus(status).value))
+        if self.fail:
+            raise RuntimeError("observer broke")
+
+
+def test_observers_hear_each_start_and_ending_once_and_cannot_undo_them(caplog):
+    store = ObservedStore(MemoryStore(), Metrics())
+    heard, broken = Heard(), Heard(fail=True)
+    store.observe(broken)
+    store.observe(heard)
+    queued = store.create_task("queued", None, "dev")
+    ran = store.create_task("ran", None, "dev")
+    store.mark_running(ran.id)
+    store.finish(ran.id, TaskStatus.DONE, {})
+    store.request_cancel(queued.id, actor="bob")  # an ending the backend writes itself
+    assert heard.started == broken.started == [ran.id]
+    assert heard.ended == broken.ended == [(ran.id, "done"), (queued.id, "canceled")]
+    assert store.get_task(ran.id).status == TaskStatus.DONE  # the writes stand
+    assert store.get_task(queued.id).status == TaskStatus.CANCELED
+    assert sum("a task observer failed" in r.getMessage() for r in caplog.records) == 3

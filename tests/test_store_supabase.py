@@ -96,3 +96,18 @@ def test_check_names_the_second_and_third_migrations(postgres):
         with pytest.raises(StoreUnavailable, match=r"va_audit has no column outcome: apply "
                                                    r"supabase/migrations/20261202000000"):
             store.check()
+
+
+def test_check_names_the_notifications_migration(postgres):
+    from tests.support.postgres import MIGRATIONS
+
+    with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
+        with postgres.connect(gateway.dbname) as conn:
+            for path in MIGRATIONS[:2]:
+                conn.execute(path.read_text())
+        with pytest.raises(StoreUnavailable, match=r"no table public\.va_notifications: apply "
+                                                   r"supabase/migrations/20261202030000_ops_"
+                                                   r"notifications\.sql"):
+            store.check()
+        postgres.migrate(gateway.dbname)
+        store.check()

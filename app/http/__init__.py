@@ -16,6 +16,7 @@ def init_app(app: Flask, settings, metrics) -> None:
         errors,
         health,
         identity,
+        notifications,
         openapi,
         recipes,
         request_log,
@@ -29,8 +30,8 @@ def init_app(app: Flask, settings, metrics) -> None:
     from .task_log import bp as task_log_bp
 
     app.url_map.converters["task_id"] = TaskIdConverter
-    for blueprint in (tasks.bp, task_log_bp, stream.bp, health.bp, recipes.bp, openapi.bp,
-                      identity.bp, ui.bp, ui.home):
+    for blueprint in (tasks.bp, task_log_bp, stream.bp, notifications.bp, health.bp,
+                      recipes.bp, openapi.bp, identity.bp, ui.bp, ui.home):
         app.register_blueprint(blueprint)
     audit.init_app(app)
     errors.init_app(app)

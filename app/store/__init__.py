@@ -5,9 +5,9 @@ from . import base
 from .base import *  # noqa: F403 (the contract's names: base.__all__)
 from .base import TaskStore
 from .memory import MemoryStore
-from .observed import ObservedStore
+from .observed import ObservedStore, TaskObserver
 
-__all__ = [*base.__all__, "MemoryStore", "ObservedStore", "make_store"]
+__all__ = [*base.__all__, "MemoryStore", "ObservedStore", "TaskObserver", "make_store"]
 
 
 def make_store(settings) -> TaskStore:

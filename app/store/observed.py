@@ -9,6 +9,11 @@ counted and logged once, by the process that wrote it.
 
 How many tasks are queued and running is the executor's own count, not this wrapper's
 (``Executor(on_counts=...)``).
+
+A :class:`TaskObserver` given to :meth:`ObservedStore.observe` (the notifications, which
+``create_app`` wires in: this layer imports nothing above it) hears of each start written
+here and of each ending this process wrote, the backend's own included: so exactly one
+process reports each ending.
 """
 
 from __future__ import annotations
@@ -29,6 +34,18 @@ log = logging.getLogger("app.tasks")
 MAX_REASON = 200
 
 
+class TaskObserver:
+    """Told of state changes as they pass through; both calls run in the writer's thread,
+    after the write, and must return at once (queue the work, do it elsewhere)."""
+
+    def task_started(self, task: Task) -> None:
+        """``task`` (as ``mark_running`` returned it) started in this process."""
+
+    def task_ended(self, task_id: int, status: TaskStatus, data: dict[str, Any],
+                   finished_at: datetime | None) -> None:
+        """This process wrote the task's ending (``data``: its terminal event's)."""
+
+
 class ObservedStore(TaskStore):
     """Wraps ``inner`` (any :class:`TaskStore`) and is a store itself."""
 
@@ -39,7 +56,12 @@ class ObservedStore(TaskStore):
         # The tasks created or started here that have not ended yet, as last written: the
         # runner and the start time their next log line reports.
         self._live: dict[int, Task] = {}
+        self._observers: tuple[TaskObserver, ...] = ()
         inner.on_task_ended(self._ended_inside)
+
+    def observe(self, observer: TaskObserver) -> None:
+        """Tell ``observer`` of every start and ending written from now on."""
+        self._observers = (*self._observers, observer)
 
     @property
     def cancel_poll_seconds(self) -> float | None:
@@ -113,6 +135,8 @@ class ObservedStore(TaskStore):
         self._metrics.events_written.inc()
         _log_change(task_id, TaskStatus.RUNNING, task.runner,
                     _seconds(task.created_at, task.started_at))
+        for observer in self._observers:
+            _tell(observer.task_started, task)
         return task
 
     def append_event(self, task_id: int, kind: str, data: dict[str, Any]) -> Event:
@@ -163,6 +187,16 @@ class ObservedStore(TaskStore):
         since = task and (task.started_at or task.created_at)
         _log_change(task_id, status, task.runner if task else None, _seconds(since, finished_at),
                     data.get("reason"), data.get("canceled_by"))
+        for observer in self._observers:
+            _tell(observer.task_ended, task_id, status, data, finished_at)
+
+
+def _tell(call, *args) -> None:
+    """An observer's failure is logged; the write it heard of stands."""
+    try:
+        call(*args)
+    except Exception:
+        log.exception("a task observer failed")
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -36,6 +36,10 @@ AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "outcome", "task_id", "c
                  "request_id", "detail")
 IDEMPOTENCY = "va_idempotency_keys"  # Idempotency-Key entries (app.store.supabase.idempotency)
 IDEMPOTENCY_COLUMNS = ("actor", "key", "fingerprint", "task_id", "created_at")
+NOTIFICATIONS = "va_notifications"  # each notification's deliveries (app.notify.supabase)
+NOTIFICATION_COLUMNS = ("id", "task_id", "url", "event", "format", "attempts", "status",
+                        "last_status", "last_error", "next_attempt_at", "delivered_at",
+                        "created_at")
 UNIQUE_VIOLATION = "23505"
 # A PostgREST or PostgreSQL error code: the database answered, so nothing was applied.
 _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")
