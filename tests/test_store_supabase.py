@@ -103,7 +103,7 @@ def test_check_names_the_notifications_migration(postgres):
 
     with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
         with postgres.connect(gateway.dbname) as conn:
-            for path in MIGRATIONS[:2]:
+            for path in [m for m in MIGRATIONS if "notifications" not in m.name]:
                 conn.execute(path.read_text())
         with pytest.raises(StoreUnavailable, match=r"no table public\.va_notifications: apply "
                                                    r"supabase/migrations/20261202030000_ops_"
