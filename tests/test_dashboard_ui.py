@@ -152,6 +152,23 @@ def test_page_has_the_session_role_and_audit_controls(client):
         assert f'id="{element_id}"' in html, element_id
 
 
+def test_page_has_the_notifications_part_hidden_until_there_is_a_delivery(client):
+    html = client.get("/ops/ui").get_data(as_text=True)
+    for element_id in ("notifications", "notifications-heading", "notification-list"):
+        assert f'id="{element_id}"' in html, element_id
+    parser = Hidden()
+    parser.feed(html)
+    assert "notifications" in parser.ids
+
+
+def test_every_delivery_status_has_a_colour():
+    from app.notify.records import DELIVERED, FAILED, PENDING
+
+    css = (STATIC / "dashboard.css").read_text()
+    for status in (PENDING, DELIVERED, FAILED):
+        assert re.search(rf"\.delivery-{status} \{{ color: #[0-9a-f]{{6}}; \}}", css), status
+
+
 class Hidden(HTMLParser):
     """The ids of the elements the page starts with hidden."""
 

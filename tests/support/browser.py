@@ -206,7 +206,8 @@ CONTRAST_RATIOS = r"""() => {
         return [255, 255, 255];
     };
     const selector = 'h1, h2, h3, label, p, dt, dd, button, a, .badge, .task-meta, .session-label,'
-        + ' .session-user, th, td, .audit-detail, #event-log time, #event-log span, select, input';
+        + ' .session-user, th, td, .audit-detail, #event-log time, #event-log span, select, input,'
+        + ' .delivery span, .delivery div';
     const ratios = [...document.querySelectorAll(selector)]
         .filter((el) => el.getClientRects().length
             && (el.textContent.trim() || el.matches('input')))

@@ -42,6 +42,13 @@ export function formatTime(iso) {
     + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+/** Local time of day, e.g. 14:03:09. */
+export function formatTimeOfDay(iso) {
+  const d = parse(iso);
+  if (!d) return iso || "—";
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
 /** Local time of day with milliseconds, for log lines. */
 export function formatClock(iso) {
   const d = parse(iso);

@@ -1,13 +1,14 @@
 // One task: its details, a cancel button (for a role that may cancel), a "Run again" button
-// on a finished task (for a role that may create), the model's answer (answer-view.js), its
-// live event log and its output (log-view.js). A task that does not exist shows that and
-// nothing else.
+// on a finished task (for a role that may create), where its notifications went
+// (notifications-view.js), the model's answer (answer-view.js), its live event log and its
+// output (log-view.js). A task that does not exist shows that and nothing else.
 
 import { AnswerView } from "./answer-view.js";
 import { observeStamps } from "./clock.js";
 import { describeEvent } from "./events.js";
 import { TERMINAL, el, formatClock, showMessage } from "./format.js";
 import { LogView } from "./log-view.js";
+import { NotificationsView } from "./notifications-view.js";
 import { TaskStream } from "./stream.js";
 import { detailNodes } from "./task-details.js";
 
@@ -43,6 +44,7 @@ export class TaskView {
     this.jump = root.querySelector("#jump-latest");
     this.answer = new AnswerView(root);
     this.output = new LogView(api, root);
+    this.notifications = new NotificationsView(api, root);
     this.taskId = null;
     this.task = null;
     this.stream = null;
@@ -108,6 +110,7 @@ export class TaskView {
     this.log.replaceChildren();
     this.answer.reset();
     this.output.reset(null);
+    this.notifications.reset();
     this.details.replaceChildren();
     this.streamState.textContent = "";
     showMessage(this.error, "");
@@ -131,6 +134,7 @@ export class TaskView {
     observeStamps(task.created_at, task.started_at, task.finished_at);
     this.heading.textContent = `Task #${task.id}: ${task.title}`;
     this.details.replaceChildren(...detailNodes(task));
+    this.notifications.show(task); // read when the task opens, and again when it has ended
     this.onTaskShown(task); // the list's row shows the same read at the same moment
     this.cancelButton.hidden = !this.mayCancel;
     this.cancelButton.disabled = TERMINAL.has(task.status) || task.cancel_requested;
