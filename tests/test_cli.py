@@ -16,13 +16,14 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import cli
-from app.cli.output import EventPrinter, audit_table, task_table
+from app.cli.output import EventPrinter, audit_table, delivery_table, task_table
 from app.credential_file import Credential, parse_credentials, token_hash
 from app.roles import Role
 from tests.support.api import ADMIN
 from tests.support.live import GunicornServer
 from tests.support.nginx import NginxServer
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT, free_port, wait_until
+from tests.support.receiver import Receiver
 from tests.support.runners import recipe_user_env
 from tests.support.sse import DEV_KINDS, events
 
@@ -138,6 +139,48 @@ def test_relaunch_runs_a_finished_task_again(server):
     assert missing.output == "Error: task 999999 not found\n"
     bad = run("relaunch", source, "--param", "other", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert bad.exit_code == 2 and "'other' is not KEY=VALUE" in bad.output
+
+
+@pytest.mark.live
+def test_notifications_lists_where_a_tasks_notifications_went(server):
+    with Receiver(answers=[500]) as receiver, GunicornServer({
+            **SERVER_ENV, "OPS_NOTIFY_URLS": receiver.url + "/hook",
+            "OPS_NOTIFY_SECRET": "notify-secret-0123456789abcdef"}) as notifying:
+        task_id = run("create", "Deploy api", url=notifying.url,
+                      SETTINGS_ADMIN_TOKEN=ADMIN).output.split()[0]
+        assert run("follow", task_id, url=notifying.url, SETTINGS_ADMIN_TOKEN=ADMIN).exit_code == 0
+
+        def delivered():
+            answer = run("notifications", task_id, "--json", url=notifying.url,
+                         SETTINGS_ADMIN_TOKEN=ADMIN)
+            assert answer.exit_code == 0, answer.output
+            found = json.loads(answer.stdout)["notifications"]
+            return found and found[0]["status"] == "delivered" and found
+
+        [delivery] = wait_until(delivered, interval=0.2,
+                                message="the notification to be delivered")
+        assert (delivery["event"], delivery["attempts"]) == ("task.ended", 2)
+        listed = run("notifications", task_id, url=notifying.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+        assert listed.exit_code == 0, listed.output
+        header, row = listed.stdout.splitlines()
+        assert header.split() == ["EVENT", "STATUS", "ATTEMPTS", "DELIVERED/NEXT", "URL", "LAST"]
+        assert re.fullmatch(rf"task\.ended +delivered +2 +\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d +"
+                            rf"{re.escape(receiver.url)}/hook +200", row), row
+        assert "\x1b[" not in listed.output
+
+        shown = run("show", task_id, url=notifying.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+        assert json.loads(shown.stdout)["id"] == int(task_id)
+        assert shown.stderr == (f"1 notification delivery: `ops notifications {task_id}` "
+                                "lists them\n")
+
+    # A server without notification URLs: none, said on stderr; an unknown task is an error.
+    quiet = run("create", "t", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).output.split()[0]
+    none = run("notifications", quiet, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert none.exit_code == 0 and none.stdout == ""
+    assert none.stderr == f"no notifications for task {quiet}\n"
+    assert run("show", quiet, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN).stderr == ""
+    missing = run("notifications", "999999", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert missing.exit_code == 1 and missing.output == "Error: task 999999 not found\n"
 
 
 @pytest.mark.live
@@ -521,3 +564,31 @@ def test_the_audit_table_aligns_columns_and_puts_the_details_last():
         "TIME  -      auth.refused     -  denied   10.0.0.9  401 invalid X-Admin-Token (3 times)",
         "TIME  otto   task.create     12  ok       10.0.0.7  201"]
     assert "\x1b[32m" in audit_table(records)[-1]  # ok in green on a terminal
+
+
+def test_the_delivery_table_says_when_and_puts_the_last_answer_last():
+    deliveries = [
+        {"id": 1, "url": "https://hooks.example.com/ops?key=[redacted]", "event": "task.ended",
+         "format": "json", "status": "delivered", "attempts": 3, "last_status": 200,
+         "last_error": None, "next_attempt_at": None,
+         "delivered_at": "2026-12-02T03:00:03.120000Z", "created_at": "2026-12-02T03:00:00Z"},
+        {"id": 2, "url": "https://hooks.slack.com/services/[redacted]", "event": "task.ended",
+         "format": "slack", "status": "pending", "attempts": 2, "last_status": 500,
+         "last_error": "HTTP 500", "next_attempt_at": "2026-12-02T03:00:05.000000Z",
+         "delivered_at": None, "created_at": "2026-12-02T03:00:00Z"},
+        {"id": 3, "url": "http://10.0.0.9:9/hook", "event": "task.started", "format": "json",
+         "status": "failed", "attempts": 12, "last_status": None,
+         "last_error": "ConnectError: [Errno 111] Connection refused", "next_attempt_at": None,
+         "delivered_at": None, "created_at": "2026-12-02T03:00:00Z"}]
+    lines = [re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TIME", click.unstyle(line))
+             for line in delivery_table(deliveries)]
+    assert lines == [
+        "EVENT         STATUS     ATTEMPTS  DELIVERED/NEXT       URL"
+        "                                           LAST",
+        "task.ended    delivered         3  TIME  https://hooks.example.com/ops?key=[redacted]  "
+        "200",
+        "task.ended    pending           2  TIME  https://hooks.slack.com/services/[redacted]   "
+        "HTTP 500",
+        "task.started  failed           12  -                    http://10.0.0.9:9/hook"
+        "                        ConnectError: [Errno 111] Connection refused"]
+    assert "\x1b[32m" in delivery_table(deliveries)[1]  # delivered in green on a terminal

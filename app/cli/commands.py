@@ -1,7 +1,7 @@
 """``flask --app wsgi ops ...``: what an operator does at a terminal.
 
-The task commands (create, relaunch, list, show, follow, cancel, token, recipes, audit,
-whoami) call the HTTP API of a running server: ``--url`` (or ``OPS_URL``; default
+The task commands (create, relaunch, list, show, follow, cancel, notifications, token,
+recipes, audit, whoami) call the HTTP API of a running server: ``--url`` (or ``OPS_URL``; default
 ``http://127.0.0.1:8080``) with the token from ``OPS_TOKEN`` (a named token of the credentials
 file), else the admin token from ``SETTINGS_ADMIN_TOKEN``. That is the only way that works with
 the in-process store (its tasks live inside the server) and the way to reach a server on
@@ -37,7 +37,7 @@ from ..roles import ROLE_NAMES, Role
 from ..store.base import TERMINAL_KINDS
 from ..stream.reader import read_messages
 from .client import AnswerError, Api, Unreachable, why
-from .output import EventPrinter, audit_table, echo, recipe_lines, task_table
+from .output import EventPrinter, audit_table, delivery_table, echo, recipe_lines, task_table
 
 DEFAULT_URL = declarations(CliSettings)["url"].default
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
@@ -142,8 +142,34 @@ def recipes(api: Api, as_json: bool) -> None:
 @click.argument("task_id", type=click.IntRange(min=1))
 @pass_api
 def show(api: Api, task_id: int) -> None:
-    """Print one task as JSON (created_by and canceled_by say who did)."""
+    """Print one task as JSON (created_by and canceled_by say who did); on stderr, how many
+    notifications it has, if any."""
     click.echo(json.dumps(api.call("GET", f"/ops/tasks/{task_id}"), indent=2))
+    try:
+        count = len(api.call("GET", f"/ops/tasks/{task_id}/notifications")["notifications"])
+    except (click.ClickException, requests.RequestException, ValueError, KeyError):
+        return  # an older server without the list: the task is what was asked for
+    if count:
+        click.echo(f"{count} notification deliver{'y' if count == 1 else 'ies'}: "
+                   f"`ops notifications {task_id}` lists them", err=True)
+
+
+@cli.command()
+@click.argument("task_id", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@pass_api
+def notifications(api: Api, task_id: int, as_json: bool) -> None:
+    """Where the task's notifications went: event, status, attempts, when delivered (or the
+    next attempt, while pending), URL, and the last HTTP status or error."""
+    answer = api.call("GET", f"/ops/tasks/{task_id}/notifications")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    if not answer["notifications"]:
+        click.echo(f"no notifications for task {task_id}", err=True)
+        return
+    for line in delivery_table(answer["notifications"]):
+        echo(line)
 
 
 @cli.command()

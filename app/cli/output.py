@@ -1,6 +1,6 @@
 """What the task commands print for a person: a task's events as lines, the task table, the
-recipes, the audit trail. Colour only reaches a terminal (click drops it from pipes and files)
-and never when ``NO_COLOR`` is set."""
+recipes, the audit trail, a task's notifications. Colour only reaches a terminal (click drops
+it from pipes and files) and never when ``NO_COLOR`` is set."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 STATUS_COLOURS = {"queued": "bright_black", "running": "cyan", "done": "green",
                   "failed": "red", "canceled": "yellow"}
 OUTCOME_COLOURS = {"ok": "green", "denied": "yellow", "rejected": "red", "error": "red"}
+DELIVERY_COLOURS = {"pending": "cyan", "delivered": "green", "failed": "red"}
 KIND_WIDTH = 8
 
 
@@ -207,6 +208,36 @@ def _audit_detail(detail: dict[str, Any]) -> str:
              _pairs({k: v for k, v in detail.items()
                      if k not in ("status", "error", "reason", "count")})]
     return " ".join(p for p in parts if p)
+
+
+def _local(text: str | None) -> str:
+    at = parse_time(text)
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def delivery_table(deliveries: list[dict[str, Any]]) -> list[str]:
+    """A header row and one aligned row per delivery of a task's notifications: the event,
+    status, attempts, when it was delivered (or the next attempt is due, while pending), the
+    URL as the server shows it, then the last HTTP status or error, whole."""
+    rows = []
+    for delivery in deliveries:
+        status = delivery["status"]
+        when = _local(delivery.get("delivered_at") if status == "delivered"
+                      else delivery.get("next_attempt_at") if status == "pending" else None)
+        last = delivery.get("last_error") or (str(delivery["last_status"])
+                                              if delivery.get("last_status") else "-")
+        rows.append([delivery["event"], status, str(delivery["attempts"]), when,
+                     delivery["url"], last])
+    header = ["EVENT", "STATUS", "ATTEMPTS", "DELIVERED/NEXT", "URL", "LAST"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [c.rjust(w) if i == 2 else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row[:-1], widths))]
+        if row is not header:
+            cells[1] = click.style(cells[1], fg=DELIVERY_COLOURS.get(row[1]))
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
 
 
 def recipe_lines(recipes: list[dict[str, Any]]) -> list[str]:
