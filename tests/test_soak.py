@@ -1,7 +1,9 @@
-"""Soak: 2,000 dev tasks, 200 clients dropping and resuming; nothing lost, nothing leaked.
+"""Soak: thousands of dev tasks, 200 clients dropping and resuming; nothing lost, nothing
+leaked.
 
-Run against both stores: the in-process one (one worker) and Supabase (two workers, through
-the PostgREST stand-in over real PostgreSQL)."""
+Run against both stores: the in-process one (one worker, 2,000 tasks) and Supabase (two
+workers through the PostgREST stand-in over real PostgreSQL, 1,000 tasks: the stand-in, a
+Python server, is what limits its pace, and the suite's time is kept for other tests)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECONDS": "0.02",
        "OPS_HEARTBEAT_SECONDS": "0.5", "OPS_WORKERS": "50", "OPS_QUEUE_SIZE": "1000",
        "OPS_MAX_STREAMS": "900", "OPS_RETENTION_SECONDS": "20", "OPS_RETENTION_INTERVAL": "0.5"}
+
+
+TASKS = {"memory": 2000, "supabase": 1000}
 
 
 @pytest.fixture(params=["memory", "supabase"])
@@ -67,11 +72,12 @@ def test_soak(server):
     wait_until(lambda: quiet(server, in_memory), timeout=120, message="warm-up to settle")
     before = usage(server)
 
-    result = soak(server.url, ADMIN, tasks=2000, clients=200, expected=DEV_KINDS)
-    assert result.tasks == 2000
+    tasks = TASKS["memory" if in_memory else "supabase"]
+    result = soak(server.url, ADMIN, tasks=tasks, clients=200, expected=DEV_KINDS)
+    assert result.tasks == tasks
     assert result.server_errors == []
     assert result.bad_sequences == []
-    assert result.connections > 3000  # clients really dropped and resumed
+    assert result.connections > tasks * 1.5  # clients really dropped and resumed
 
     wait_until(lambda: quiet(server, in_memory), timeout=120, message="the store to settle")
     after = wait_until(lambda: settled(server, before), timeout=60,
