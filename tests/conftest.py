@@ -58,6 +58,28 @@ def admin(client):
 
 
 @pytest.fixture
+def make_executor():
+    """A factory: an Executor over a MemoryStore running ``scripts`` (title → callable) with
+    the test settings' pool; every executor made is shut down afterwards."""
+    from app.executor import Executor
+    from app.store import MemoryStore
+    from tests.support.runners import ScriptedRunner
+
+    made = []
+
+    def build(scripts, **options):
+        settings = make_settings()
+        options = {"workers": settings.workers, "queue_size": settings.queue_size, **options}
+        executor = Executor(MemoryStore(), {"scripted": ScriptedRunner(scripts)}, **options)
+        made.append(executor)
+        return executor
+
+    yield build
+    for executor in made:
+        executor.shutdown(grace=5)
+
+
+@pytest.fixture
 def clock():
     """A FakeClock: ``clock()`` seconds, ``clock.now()`` a datetime, ``clock.advance(s)``."""
     return FakeClock()

@@ -18,7 +18,7 @@ from app import create_app
 from app.recipes import load_recipes
 from tests.support.api import Admin, make_settings
 from tests.support.processes import wait_until
-from tests.support.runners import HERE
+from tests.support.runners import HERE, ended_task
 
 CHILD = HERE / "recipe_child.py"
 TERMINAL = {"done", "failed", "canceled"}
@@ -237,41 +237,14 @@ def test_the_recipes_show_their_group_and_policy(make_deploys):
 
 # -- the executor alone (in-process store): every ending gives the group back -----------------
 
-class Scripted:
-    """Runs whatever callable the task's title names."""
-
-    name = "scripted"
-
-    def __init__(self, scripts):
-        self.scripts = scripts
-
-    def run(self, task, ctx):
-        return self.scripts[task.title](ctx)
-
-
 @pytest.fixture
-def make_executor():
-    from app.executor import Executor
-    from app.store import MemoryStore
-
-    made = []
-
-    def build(scripts, **options):
-        options = {"workers": 2, "queue_size": 10, "watch_interval": 0.05, **options}
-        executor = Executor(MemoryStore(), {"scripted": Scripted(scripts)}, **options)
-        made.append(executor)
-        return executor
-
-    yield build
-    for executor in made:
-        executor.shutdown(grace=5)
+def make_executor(make_executor):
+    """The suite's executor factory, with two workers and a quick watcher."""
+    return lambda scripts, **options: make_executor(
+        scripts, **{"workers": 2, "queue_size": 10, "watch_interval": 0.05, **options})
 
 
 GROUP = {"concurrency_group": "deploy-api"}
-
-
-def ended_task(executor, task_id):
-    return wait_until(lambda: (t := executor.store.get_task(task_id)).status.is_terminal and t)
 
 
 @pytest.mark.parametrize("ending", ["done", "failed", "timeout", "canceled", "not started"])

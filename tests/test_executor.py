@@ -6,42 +6,10 @@ import threading
 
 import pytest
 
-from app.executor import Executor, QueueFull, ShuttingDown, TaskFailed
-from app.store import MemoryStore, TaskStatus
-from tests.support.api import make_settings
+from app.executor import QueueFull, ShuttingDown, TaskFailed
+from app.store import TaskStatus
 from tests.support.processes import wait_until
-
-
-class ScriptedRunner:
-    """Runs whatever callable the task's title names."""
-
-    name = "scripted"
-
-    def __init__(self, scripts):
-        self.scripts = scripts
-
-    def run(self, task, ctx):
-        return self.scripts[task.title](ctx)
-
-
-@pytest.fixture
-def make_executor():
-    made = []
-
-    def build(scripts, **options):
-        settings = make_settings()
-        options = {"workers": settings.workers, "queue_size": settings.queue_size, **options}
-        executor = Executor(MemoryStore(), {"scripted": ScriptedRunner(scripts)}, **options)
-        made.append(executor)
-        return executor
-
-    yield build
-    for executor in made:
-        executor.shutdown(grace=5)
-
-
-def ended(executor, task_id):
-    return wait_until(lambda: (t := executor.store.get_task(task_id)).status.is_terminal and t)
+from tests.support.runners import ended_task
 
 
 def test_never_runs_more_than_workers_at_once(make_executor):
@@ -62,7 +30,7 @@ def test_never_runs_more_than_workers_at_once(make_executor):
     assert executor.stats()["queued"] == 5
     release.set()
     for task in tasks:
-        assert ended(executor, task.id).status == TaskStatus.DONE
+        assert ended_task(executor, task.id).status == TaskStatus.DONE
     assert state["peak"] == 3
 
 
@@ -92,7 +60,7 @@ def test_task_timeout_fails_with_reason_timeout(make_executor):
     executor = make_executor({"slow": lambda ctx: ctx.sleep(30)}, task_timeout=0.2,
                              watch_interval=0.05)
     task = executor.submit("slow", None, "scripted")
-    final = ended(executor, task.id)
+    final = ended_task(executor, task.id)
     assert final.status == TaskStatus.FAILED and final.error == "timeout"
 
 
@@ -155,7 +123,7 @@ def test_counts_follow_the_queue_and_the_workers(make_executor):
     assert executor.stats()["queued"] == 2 and executor.stats()["running"] == 1
     gate.set()
     for task in tasks:
-        ended(executor, task.id)
+        ended_task(executor, task.id)
     wait_until(lambda: counts[-1] == (0, 0))
     assert max(running for _, running in counts) == 1  # one worker
 

@@ -155,20 +155,3 @@ def test_deleting_a_task_deletes_its_lock(supabase_db, postgres):
         assert store.purge_finished(end.created_at + timedelta(seconds=1), 10) == 1
         with postgres.connect(supabase_db.dbname) as conn:
             assert conn.execute("SELECT count(*) FROM va_concurrency_locks").fetchone() == (0,)
-
-
-@pytest.mark.live
-def test_the_check_names_the_concurrency_migration(postgres):
-    from app.store import StoreUnavailable
-    from tests.support.postgres import MIGRATIONS
-    from tests.support.supabase_fixtures import own_gateway
-
-    with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
-        with postgres.connect(gateway.dbname) as conn:
-            for path in [m for m in MIGRATIONS if "concurrency" not in m.name]:
-                conn.execute(path.read_text())
-        with pytest.raises(StoreUnavailable, match=r"no table public\.va_concurrency_locks: "
-                           r"apply supabase/migrations/20261202020000_ops_concurrency\.sql"):
-            store.check()
-        postgres.migrate(gateway.dbname)
-        store.check()

@@ -1,7 +1,8 @@
 """The store contract against the Supabase store, over real PostgreSQL behind the gateway,
 and what only it does: the requests a creator's list costs, a cancel's actor between two
-stores, the start-up check of the second migration."""
+stores, the start-up check naming each migration not applied yet."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -73,41 +74,26 @@ def test_a_cancel_names_its_actor_across_processes(supabase_db, postgres):
             assert conn.execute("SELECT count(*) FROM va_task_cancels").fetchone() == (0,)
 
 
-def test_check_names_the_second_and_third_migrations(postgres):
+def test_check_names_each_migration_not_yet_applied(postgres):
+    """Applied in name order, one at a time: until the last, the check names the first table
+    missing and the migration that creates it (the next one)."""
+    from app.store.supabase.schema import TABLES
     from tests.support.postgres import MIGRATIONS
 
     with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
-        with postgres.connect(gateway.dbname) as conn:
-            conn.execute(MIGRATIONS[0].read_text())
-        with pytest.raises(StoreUnavailable, match=r"no table public\.va_task_cancels: apply "
-                                                   r"supabase/migrations/20261202000000_ops_"
-                                                   r"audit\.sql"):
-            store.check()
-        with postgres.connect(gateway.dbname) as conn:
-            conn.execute(MIGRATIONS[1].read_text())
-        with pytest.raises(StoreUnavailable, match=r"no table public\.va_idempotency_keys: "
-                                                   r"apply supabase/migrations/20261202010000_"
-                                                   r"ops_idempotency\.sql"):
-            store.check()
-        postgres.migrate(gateway.dbname)
+        for applied, migration in enumerate(MIGRATIONS):
+            with postgres.connect(gateway.dbname) as conn:
+                conn.execute(migration.read_text())
+            if applied + 1 == len(MIGRATIONS):
+                break
+            following = f"supabase/migrations/{MIGRATIONS[applied + 1].name}"
+            table = next(t for t, _, made_by in TABLES if made_by == following)
+            with pytest.raises(StoreUnavailable, match=rf"no table public\.{table}: apply "
+                                                       rf"{re.escape(following)}"):
+                store.check()
         store.check()
         with postgres.connect(gateway.dbname) as conn:
             conn.execute("ALTER TABLE va_audit DROP COLUMN outcome")
         with pytest.raises(StoreUnavailable, match=r"va_audit has no column outcome: apply "
                                                    r"supabase/migrations/20261202000000"):
             store.check()
-
-
-def test_check_names_the_notifications_migration(postgres):
-    from tests.support.postgres import MIGRATIONS
-
-    with own_gateway(postgres, migrate=False) as gateway, open_store(gateway) as store:
-        with postgres.connect(gateway.dbname) as conn:
-            for path in [m for m in MIGRATIONS if "notifications" not in m.name]:
-                conn.execute(path.read_text())
-        with pytest.raises(StoreUnavailable, match=r"no table public\.va_notifications: apply "
-                                                   r"supabase/migrations/20261202030000_ops_"
-                                                   r"notifications\.sql"):
-            store.check()
-        postgres.migrate(gateway.dbname)
-        store.check()

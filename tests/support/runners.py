@@ -99,3 +99,22 @@ def kill_leftovers(pids) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+class ScriptedRunner:
+    """Runs whatever callable the task's title names (executor tests)."""
+
+    name = "scripted"
+
+    def __init__(self, scripts):
+        self.scripts = scripts
+
+    def run(self, task, ctx):
+        return self.scripts[task.title](ctx)
+
+
+def ended_task(executor, task_id):
+    """The task once it has ended (waited for)."""
+    from .processes import wait_until
+
+    return wait_until(lambda: (t := executor.store.get_task(task_id)).status.is_terminal and t)
