@@ -1,7 +1,8 @@
 """Settings read from the environment, checked once at start-up.
 
 Each setting is declared once, as a dataclass field made by :func:`setting`: its variable,
-default, bounds and a line of help. :func:`read_env` reads the declared fields of a class
+default, bounds and a line of help (how fields are declared and read, and the readers of each
+kind of value: :mod:`app.environment`). :func:`read_env` reads the declared fields of a class
 from the environment; ``docs/configuration.md`` is the table users read, and a test checks it
 against these declarations. Three groups, by who reads them:
 
@@ -20,276 +21,26 @@ Flask, requests or ``ssl``.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from .credential_file import CredentialFileError, load_credentials
+from . import environment as env
+from .environment import MIN_SECRET_LENGTH, ConfigError, declarations, read_env, setting
 from .isolation import RecipeUser, running_as_root
-from .recipes import NotifyTarget, RecipeBook, RecipeFileError, check_notify_url, load_recipes
+from .recipes import NotifyTarget, RecipeBook
 from .roles import Role
 
-MIN_SECRET_LENGTH = 16
+__all__ = ["CliSettings", "ConfigError", "ServerSettings", "Settings", "declarations",
+           "read_env", "setting"]
+
 # Without OPS_STREAM_SECRET the admin token is the HMAC key of stream tokens, which anyone
 # holding one can test guesses against offline: it must be too long to guess.
 MIN_ADMIN_TOKEN_LENGTH = 24
 MAKE_A_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 # Retention when OPS_RETENTION_SECONDS is unset and the store is the in-process one (which
 # forgets everything at exit anyway); with Supabase it is off unless set.
 IN_PROCESS_RETENTION = 86_400.0
-
-
-class ConfigError(Exception):
-    """The environment cannot run the service; the message says what to set."""
-
-
-Reader = Callable[[str | None, "Declaration"], Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class Declaration:
-    """One environment variable behind a field: how to read it, and what the docs show."""
-
-    env: str
-    read: Reader  # the raw value (None when the variable is unset) to the field's value
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    help: str = ""
-    shown: str | None = None  # the docs' default, when the value alone does not say it
-    required: str | None = None  # for a setting without default: how to set it
-
-    @property
-    def documented_default(self) -> str:
-        """The default as the Default column of docs/configuration.md writes it."""
-        if self.shown is not None:
-            return self.shown
-        if self.required is not None:
-            return "(required)"
-        value = self.default
-        if value is None or value == () or value == frozenset():
-            return "unset"
-        if isinstance(value, bool):
-            return "on" if value else "off"
-        if isinstance(value, float):
-            return f"{value:g}"
-        if isinstance(value, tuple):
-            return ",".join(value)
-        return str(value)
-
-
-# -- readers: a variable's raw text (None when unset) to a value, or ConfigError --------------
-
-def _text(raw: str | None, d: Declaration) -> Any:
-    return (raw or "").strip() or d.default
-
-
-def _flag_value(raw: str | None, d: Declaration) -> bool:
-    if raw is None or not raw.strip():
-        return d.default
-    return raw.strip().lower() in TRUE_WORDS
-
-
-def _number(kind: type) -> Reader:
-    def read(raw: str | None, d: Declaration):
-        raw = (raw or "").strip()
-        if not raw:
-            return d.default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ConfigError(f"{d.env} must be a{'n integer' if kind is int else ' number'}, "
-                              f"got {raw!r}") from None
-        if not d.low <= value <= d.high:
-            raise ConfigError(f"{d.env} must be between {d.low} and {d.high}, got {raw}")
-        return value
-    return read
-
-
-_integer = _number(int)
-_float = _number(float)
-
-
-def _secret(raw: str | None, d: Declaration) -> str | None:
-    value = _text(raw, d)
-    if value is not None and len(value) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{d.env} must be at least {MIN_SECRET_LENGTH} characters long")
-    return value
-
-
-def _secrets(raw: str | None, d: Declaration) -> tuple[str, ...]:
-    """Comma-separated secrets; set but blank is refused, not taken for unset."""
-    if raw is None:
-        return d.default
-    secrets = tuple(s.strip() for s in raw.split(","))
-    if not all(secrets) or any(len(s) < MIN_SECRET_LENGTH for s in secrets):
-        raise ConfigError(
-            f"{d.env} must be one or more comma-separated secrets of at least "
-            f"{MIN_SECRET_LENGTH} characters each (the first signs, all verify)"
-        )
-    return secrets
-
-
-def _addresses(raw: str | None, d: Declaration) -> tuple[str, ...]:
-    """Comma-separated IP addresses or networks (``10.0.0.0/8``), or ``*`` for any.
-
-    Set but blank means none (trust no proxy), as gunicorn reads it."""
-    if raw is None:
-        return d.default
-    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
-    for entry in entries:
-        if entry == "*":
-            continue
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ConfigError(f"{d.env} must list IP addresses or networks separated by commas "
-                              f"(or *), got {entry!r}") from None
-    return entries
-
-
-def _origins(raw: str | None, d: Declaration) -> frozenset[str]:
-    origins = frozenset(o.strip().rstrip("/") for o in (raw or "").split(",") if o.strip())
-    return origins or d.default
-
-
-def _http_url(raw: str | None, d: Declaration) -> str | None:
-    url = (raw or "").strip().rstrip("/") or d.default
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(f"{d.env} must be an http(s) URL such as "
-                              "https://api.openai.com/v1 (chat completions are posted to "
-                              "<base>/chat/completions)")
-    return url
-
-
-def _notify_urls(raw: str | None, d: Declaration) -> tuple[NotifyTarget, ...]:
-    """Comma-separated http(s) URLs, each told of every task (the JSON summary)."""
-    targets = []
-    for entry in (raw or "").split(","):
-        if entry.strip():
-            try:
-                targets.append(NotifyTarget(check_notify_url(entry)))
-            except ValueError as error:
-                raise ConfigError(f"{d.env}: {error}") from None
-    return tuple(targets) or d.default
-
-
-def _public_url(raw: str | None, d: Declaration) -> str | None:
-    url = (raw or "").strip().rstrip("/") or d.default
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query \
-                or parts.fragment:
-            raise ConfigError(f"{d.env} must be the http(s) URL users reach the service at, "
-                              "such as https://ops.example.com (notifications link to "
-                              "<url>/ops/ui#/tasks/<id>)")
-    return url
-
-
-def _recipe_file(raw: str | None, d: Declaration) -> RecipeBook | None:
-    path = (raw or "").strip()
-    if not path:
-        return d.default
-    try:
-        return load_recipes(path)
-    except RecipeFileError as error:
-        raise ConfigError(f"{d.env}: {error}") from None
-
-
-def _credential_file(raw: str | None, d: Declaration) -> str | None:
-    """The path of a credentials file that reads well now (it is re-read as it changes)."""
-    path = (raw or "").strip()
-    if not path:
-        return d.default
-    try:
-        load_credentials(path)
-    except CredentialFileError as error:
-        raise ConfigError(f"{d.env}: {error}") from None
-    return path
-
-
-def _header_name(raw: str | None, d: Declaration) -> str | None:
-    name = (raw or "").strip()
-    if not name:
-        return d.default
-    if not HEADER_NAME.fullmatch(name):
-        raise ConfigError(f"{d.env} must be an HTTP header name such as X-Forwarded-Email, "
-                          f"got {name[:40]!r}")
-    return name
-
-
-def _role(raw: str | None, d: Declaration) -> Role | None:
-    text = (raw or "").strip()
-    if not text or text.lower() == "none":
-        return d.default
-    try:
-        return Role.parse(text)
-    except ValueError as error:
-        raise ConfigError(f"{d.env}: {error} (or none)") from None
-
-
-def _user(raw: str | None, d: Declaration) -> RecipeUser | None:
-    text = (raw or "").strip()
-    if not text:
-        return d.default
-    try:
-        user = RecipeUser.lookup(text)
-    except (KeyError, OverflowError):
-        raise ConfigError(f"{d.env}: no user {text!r} on this system") from None
-    if user.uid == 0:
-        raise ConfigError(f"{d.env} must be an unprivileged user, not root")
-    return user
-
-
-_READERS: dict[type, Reader] = {bool: _flag_value, int: _integer, float: _float, str: _text}
-
-
-def setting(env: str, default: Any = dataclasses.MISSING, *, help: str,
-            read: Reader | None = None, low: float | None = None, high: float | None = None,
-            shown: str | None = None, required: str | None = None, repr: bool = True) -> Any:
-    """A field read from the variable ``env``: the one place its name, default and bounds live.
-
-    The reader follows the default's type (flag, int, float, text) unless ``read`` is given.
-    A ``required`` setting has no default; the text says how to set it."""
-    if read is None:
-        read = _READERS.get(type(default), _text)
-    if read in (_integer, _float) and (low is None or high is None):
-        raise TypeError(f"{env}: a number needs bounds")
-    declaration = Declaration(env, read, None if required else default, low, high, help,
-                              shown, required)
-    if required:
-        return dataclasses.field(repr=repr, metadata={"setting": declaration})
-    return dataclasses.field(default=default, repr=repr, metadata={"setting": declaration})
-
-
-def declarations(cls: type) -> dict[str, Declaration]:
-    """The declared fields of a settings class, by field name, in declaration order."""
-    return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls)
-            if "setting" in f.metadata}
-
-
-def read_env(cls: type, environ: Mapping[str, str] | None = None,
-             names: Iterable[str] | None = None) -> dict[str, Any]:
-    """Read the declared fields of ``cls`` (or only ``names``) from ``environ`` (default
-    ``os.environ``), in declaration order; ConfigError names the first wrong variable."""
-    env = os.environ if environ is None else environ
-    wanted = None if names is None else set(names)
-    values = {}
-    for name, d in declarations(cls).items():
-        if wanted is not None and name not in wanted:
-            continue
-        value = d.read(env.get(d.env), d)
-        if value is None and d.required:
-            raise ConfigError(f"{d.env} is not set: {d.required}")
-        values[name] = value
-    return values
 
 
 # Variables that are gone, and what replaced them: still set, they stop the start.
@@ -314,7 +65,7 @@ class Settings:
     dev_mode: bool = setting("DEV_LOCAL_LLM", False,
                              help="dev runner for every task; streams accept ?admin_token=")
     stream_secrets: tuple[str, ...] = setting(
-        "OPS_STREAM_SECRET", (), read=_secrets, shown="the admin token",
+        "OPS_STREAM_SECRET", (), read=env.secrets, shown="the admin token",
         help="stream token keys, comma-separated: the first signs, all verify")
     # Derived: True when no OPS_STREAM_SECRET was set and the admin token signs.
     stream_secret_is_fallback: bool = False
@@ -342,10 +93,10 @@ class Settings:
                                help="open streams per process")
     max_streams_per_task: int = setting("OPS_MAX_STREAMS_PER_TASK", 100, low=1, high=1_000_000,
                                         help="open streams of one task by stream tokens")
-    cors_origins: frozenset[str] = setting("OPS_CORS_ORIGINS", frozenset(), read=_origins,
+    cors_origins: frozenset[str] = setting("OPS_CORS_ORIGINS", frozenset(), read=env.origins,
                                            help="origins allowed to call the API from a page")
     retention_seconds: float | None = setting(
-        "OPS_RETENTION_SECONDS", None, read=_float, low=0, high=10 * 365 * 86_400,
+        "OPS_RETENTION_SECONDS", None, read=env.number, low=0, high=10 * 365 * 86_400,
         shown=f"{IN_PROCESS_RETENTION:g} (in-process store); off (Supabase)",
         help="finished tasks are deleted this long after they ended; 0 turns it off")
     retention_interval: float = setting("OPS_RETENTION_INTERVAL", 60.0, low=0.1, high=86_400,
@@ -365,29 +116,29 @@ class Settings:
                                      high=16 * 1024 * 1024, help="largest request body")
     # Deployment: who may scrape /metrics, and whose X-Forwarded-* headers are believed
     # (gunicorn.conf.py reads the same field for gunicorn's forwarded_allow_ips).
-    metrics_token: str | None = setting("OPS_METRICS_TOKEN", None, read=_secret,
+    metrics_token: str | None = setting("OPS_METRICS_TOKEN", None, read=env.secret,
                                         help="bearer token that may read /metrics")
     trusted_proxies: tuple[str, ...] = setting(
-        "FORWARDED_ALLOW_IPS", ("127.0.0.1", "::1"), read=_addresses,
+        "FORWARDED_ALLOW_IPS", ("127.0.0.1", "::1"), read=env.addresses,
         help="proxies whose X-Forwarded-For/-Proto (and sign-in header) are believed")
     # Who is who (docs/security.md): named tokens and proxy users, and their audit trail.
-    tokens_file: str | None = setting("OPS_TOKENS_FILE", None, read=_credential_file,
+    tokens_file: str | None = setting("OPS_TOKENS_FILE", None, read=env.credential_file,
                                       help="credentials file (TOML): named tokens, proxy "
                                       "users, their roles; re-read when it changes")
     auth_proxy_header: str | None = setting(
-        "OPS_AUTH_PROXY_HEADER", None, read=_header_name,
+        "OPS_AUTH_PROXY_HEADER", None, read=env.header_name,
         help="header naming the user an authenticating proxy signed in")
     auth_proxy_default_role: Role | None = setting(
-        "OPS_AUTH_PROXY_DEFAULT_ROLE", None, read=_role, shown="none",
+        "OPS_AUTH_PROXY_DEFAULT_ROLE", None, read=env.role, shown="none",
         help="role of a proxy user the credentials file does not list")
     audit_max_records: int = setting("OPS_AUDIT_MAX_RECORDS", 100_000, low=100,
                                      high=10_000_000,
                                      help="in-process audit trail: records kept")
     # Runners (docs/runners.md): the recipe file, the recipe runner's limits, the model server.
-    recipes: RecipeBook | None = setting("OPS_RECIPES", None, read=_recipe_file,
+    recipes: RecipeBook | None = setting("OPS_RECIPES", None, read=env.recipe_file,
                                          help="path of the recipe file (TOML)")
     recipe_user: RecipeUser | None = setting(
-        "OPS_RECIPE_USER", None, read=_user, shown="unset (the service's user)",
+        "OPS_RECIPE_USER", None, read=env.user, shown="unset (the service's user)",
         help="the user (name or uid) recipes run as when the service runs as root")
     recipe_kill_grace: float = setting("OPS_RECIPE_KILL_GRACE_SECONDS", 5.0, low=0.1, high=600,
                                        help="seconds between SIGTERM and SIGKILL")
@@ -396,7 +147,7 @@ class Settings:
     log_max_bytes: int = setting("OPS_LOG_MAX_BYTES", 64 * 1024 * 1024, low=64 * 1024,
                                  high=64 * 1024**3, shown="67108864 (64 MiB)",
                                  help="output kept per task: the first 75% and the last 25%")
-    llm_base_url: str | None = setting("OPS_LLM_BASE_URL", None, read=_http_url,
+    llm_base_url: str | None = setting("OPS_LLM_BASE_URL", None, read=env.http_url,
                                        help="OpenAI-compatible API base")
     llm_api_key: str | None = setting("OPS_LLM_API_KEY", None, repr=False,
                                       help="bearer key for the model server")
@@ -410,14 +161,14 @@ class Settings:
     # Notifications (docs/notifications.md): where each task's summary is posted, how it is
     # signed, and the dashboard's address its links point to.
     notify_urls: tuple[NotifyTarget, ...] = setting(
-        "OPS_NOTIFY_URLS", (), read=_notify_urls, repr=False,
+        "OPS_NOTIFY_URLS", (), read=env.notify_urls, repr=False,
         help="http(s) URLs, comma-separated, told of every task's end")
     notify_secret: str | None = setting(
-        "OPS_NOTIFY_SECRET", None, read=_secret, repr=False,
+        "OPS_NOTIFY_SECRET", None, read=env.secret, repr=False,
         help="HMAC key of X-Ops-Signature-256 (required with any notification URL)")
     notify_on_start: bool = setting("OPS_NOTIFY_ON_START", False,
                                     help="also notify when a task starts")
-    public_url: str | None = setting("OPS_PUBLIC_URL", None, read=_public_url,
+    public_url: str | None = setting("OPS_PUBLIC_URL", None, read=env.public_url,
                                      help="the service's address for users: links in "
                                      "notifications")
     # Not read from the environment: the first retry's delay, doubled at each (tests shorten it).
