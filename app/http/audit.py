@@ -60,6 +60,8 @@ def _outcome(status: int) -> str:
 def _record(response):
     action = g.get("audit_action")
     refused = g.get("auth_refused")
+    if action is None and refused is None:
+        return response  # most requests (reads, streams): nothing to record
     principal = g.get("principal")
     trail = services().audit
     client = request.remote_addr
