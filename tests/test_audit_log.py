@@ -115,7 +115,7 @@ def test_the_buffer_is_bounded_and_says_so_once(postgres, caplog):
 def test_close_writes_what_waits_and_stops_the_writer(supabase_db, postgres):
     log = open_log(supabase_db, interval=3600)  # the writer would not get to it
     log.append([record(1), record(2)])
-    writer = log._thread
+    [writer] = log._writer.threads
     assert writer is not None and writer.is_alive()
     log.close()
     assert not writer.is_alive()

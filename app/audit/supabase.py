@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from datetime import datetime, timezone
 from typing import Any
 
+from ..background import PerProcessThreads
 from ..store.supabase.rest import AUDIT, SupabaseError, SupabaseRest, parse_time
 from .log import AuditLog, AuditQuery, AuditRecord
 
@@ -47,8 +47,7 @@ class SupabaseAuditLog(AuditLog):
         self._dropped = 0  # records dropped since the buffer was last below its bound
         self._failing = False
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        self._writer = PerProcessThreads(self._run, "ops-audit")
 
     @classmethod
     def from_settings(cls, settings) -> SupabaseAuditLog:
@@ -113,10 +112,7 @@ class SupabaseAuditLog(AuditLog):
 
     def close(self) -> None:
         self._stopping.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread() \
-                and self._pid == os.getpid():
-            thread.join(self._rest.timeout * 2 + self.interval)
+        self._writer.stop(self._rest.timeout * 2 + self.interval)
         self._write_all()
         left = self.waiting
         if left:
@@ -127,14 +123,8 @@ class SupabaseAuditLog(AuditLog):
 
     def _start(self) -> None:
         """Start the writer on the first append in this process (after gunicorn's fork)."""
-        if self._pid == os.getpid() or self._stopping.is_set():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, daemon=True, name="ops-audit")
-            self._thread.start()
+        if not self._stopping.is_set():
+            self._writer.start()
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):

@@ -23,7 +23,6 @@ import dataclasses
 import heapq
 import itertools
 import logging
-import os
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..background import PerProcessThreads
 from ..recipes import NotifyTarget, Recipe, RecipeBook, RecipeError
 from ..store import StoreUnavailable, Task, TaskNotFound, TaskObserver, TaskStatus, TaskStore
 from . import payload
@@ -116,7 +116,7 @@ class Notifier(TaskObserver):
         self._seq = itertools.count()
         self._busy = 0  # items being processed by a sender
         self._stopped = False
-        self._pid: int | None = None
+        self._senders = PerProcessThreads(self._run, "ops-notify", count=self.senders)
         self._http: httpx.Client | None = None
         self._http_lock = threading.Lock()
 
@@ -161,14 +161,7 @@ class Notifier(TaskObserver):
 
     def _start(self) -> None:
         """Start the senders on the first notice in this process (after gunicorn's fork)."""
-        if self._pid == os.getpid():
-            return
-        with self._cond:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-        for n in range(self.senders):
-            threading.Thread(target=self._run, name=f"ops-notify-{n}", daemon=True).start()
+        self._senders.start()
 
     def _run(self) -> None:
         while True:

@@ -12,11 +12,11 @@ streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.poller
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
+from ...background import PerProcessThreads
 from ..base import (
     LIFECYCLE_KINDS,
     TERMINAL_KINDS,
@@ -79,8 +79,7 @@ class SupabaseStore(TaskStore):
         self._cancel_flags: dict[int, bool] = {}
         self._cancel_read_at = float("-inf")
         self._stopping = threading.Event()
-        self._maintainer: threading.Thread | None = None
-        self._pid: int | None = None
+        self._maintainer = PerProcessThreads(self._maintain, "ops-supabase")
 
     @classmethod
     def from_settings(cls, settings) -> SupabaseStore:
@@ -349,8 +348,7 @@ class SupabaseStore(TaskStore):
     def close(self) -> None:
         self._stopping.set()
         self._hub.close()
-        if self._maintainer is not None and self._maintainer is not threading.current_thread():
-            self._maintainer.join(self._rest.timeout * 2)
+        self._maintainer.stop(self._rest.timeout * 2)
         left = self._writer.flush() if self._writer.pending else 0
         if left:
             log.error("closing with %d events not written to Supabase: their tasks will end "
@@ -417,14 +415,7 @@ class SupabaseStore(TaskStore):
 
     def _start(self) -> None:
         """Start the maintenance thread on first use in this process (after the fork)."""
-        if self._pid == os.getpid() or self._stopping.is_set():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._maintainer = threading.Thread(target=self._maintain, daemon=True,
-                                                name="ops-supabase")
+        if not self._stopping.is_set():
             self._maintainer.start()
 
     def _maintain(self) -> None:
