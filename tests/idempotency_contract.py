@@ -105,34 +105,12 @@ class IdempotencyKeysContract:
     def test_wait_returns_the_entry_once_its_task_is_recorded(self, keys, new_task):
         task_id = new_task()
         keys.claim("alice", "k", "fp")
-        started = threading.Barrier(2)
-        seen = []
-
-        def waiter() -> None:
-            started.wait(10)
-            seen.append(keys.wait("alice", "k", timeout=20))
-
-        thread = threading.Thread(target=waiter)
-        thread.start()
-        started.wait(10)
-        keys.complete("alice", "k", task_id)
-        thread.join(30)
+        seen = wait_meanwhile(keys, lambda: keys.complete("alice", "k", task_id))
         assert [(e.task_id, e.fingerprint) for e in seen] == [(task_id, "fp")]
 
     def test_wait_returns_none_once_the_claim_is_released(self, keys):
         keys.claim("alice", "k", "fp")
-        started = threading.Barrier(2)
-        seen = []
-
-        def waiter() -> None:
-            started.wait(10)
-            seen.append(keys.wait("alice", "k", timeout=20))
-
-        thread = threading.Thread(target=waiter)
-        thread.start()
-        started.wait(10)
-        keys.release("alice", "k")
-        thread.join(30)
+        seen = wait_meanwhile(keys, lambda: keys.release("alice", "k"))
         assert seen == [None]
 
     def test_wait_gives_up_on_a_pending_entry_after_its_timeout(self, keys):
@@ -151,3 +129,21 @@ class IdempotencyKeysContract:
         assert keys.purge(clock.now(), 100) == 2
         assert keys.lookup("alice", "young").task_id is not None
         assert keys.lookup("alice", "pending").pending
+
+
+def wait_meanwhile(keys, action) -> list:
+    """What ``keys.wait("alice", "k")`` returns in another thread while ``action`` runs here
+    (once the waiter has started)."""
+    started = threading.Barrier(2)
+    seen = []
+
+    def waiter() -> None:
+        started.wait(10)
+        seen.append(keys.wait("alice", "k", timeout=20))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    started.wait(10)
+    action()
+    thread.join(30)
+    return seen
