@@ -76,9 +76,9 @@ class AuditTrail:
         self._write(due + ([first] if first else []))
 
     def query(self, query: AuditQuery) -> list[AuditRecord]:
-        """Read records, after writing the refusal counts that are due and what waits."""
+        """Read records, after writing the refusal counts that are due (the log's query
+        includes what this process appended and has not written yet)."""
         self._write(self._closed_windows())
-        self.log.flush()
         return self.log.query(query)
 
     def purge(self, before: datetime, limit: int) -> int:
