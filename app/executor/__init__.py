@@ -1,6 +1,7 @@
 """The executor (a bounded worker pool) and the runners it drives."""
 
-from .pool import Executor, GroupBusy, QueueFull, ShuttingDown
+from .groups import GroupBusy
+from .pool import Executor, QueueFull, ShuttingDown
 from .runner import RunContext, Runner, TaskFailed, TaskStopped
 from .selection import NoRunner, RunnerChoice, TaskRejected, build_runners, choose_runner
 

@@ -6,14 +6,8 @@ HTTP), and the reason a runner must never spin the CPU for long. Unpatched (test
 run``) they are ordinary threads. Threads start on the first submit, so a pool is never
 created before gunicorn forks.
 
-A task of a concurrency group (its recipe's ``concurrency``, in the ``created`` event as
-``concurrency_group``) takes the group's lock (:mod:`app.store.groups`) when it is submitted,
-and gives it back when it ends, however it ends. A task that cannot take it is *parked*: it
-stays ``queued`` without a place on the queue, so that it holds no worker, and is put on the
-queue once it holds the lock: at once when a task of this process gives the group back, at
-the watcher's pace (the store's poll interval) when the holder runs in another process. What
-a task does when its group is busy is its recipe's policy: wait (``queue``), be refused
-(``reject``: :class:`GroupBusy`) or cancel the holder (``cancel-running``).
+A task of a concurrency group waits for its group without holding a worker
+(:mod:`.groups`).
 
 ``Executor(..., inline=True)`` starts no thread at all (as rq's ``is_async=False`` and
 ``work(burst=True)``): ``submit`` only queues, and ``run_pending()`` runs the queued tasks one
@@ -24,8 +18,6 @@ cancels from other processes need the workers.
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
 import logging
 import queue
 import threading
@@ -33,8 +25,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..store import WAITING, Task, TaskFinished, TaskNotFound, TaskStatus, TaskStore
+from ..store import Task, TaskFinished, TaskStatus, TaskStore
 from ..store.groups import GroupLocks
+from .groups import GroupGate
 from .runner import RunContext, Runner, TaskFailed, TaskStopped
 
 log = logging.getLogger(__name__)
@@ -55,15 +48,6 @@ class QueueFull(Exception):
 
 class ShuttingDown(Exception):
     """The executor is stopping and takes no new task."""
-
-
-class GroupBusy(Exception):
-    """A recipe whose policy is ``reject`` was asked for while a task holds its group."""
-
-    def __init__(self, group: str, task_id: int):
-        super().__init__(f"group {group} is busy with task {task_id}")
-        self.group = group
-        self.task_id = task_id
 
 
 class Executor:
@@ -89,10 +73,10 @@ class Executor:
         self._closing = threading.Event()
         self._on_counts = on_counts  # told (queued, running) at each change, under the lock
         self.inline = inline
-        self.locks = locks if locks is not None else store.group_locks()
-        self._groups: dict[int, str] = {}  # this process's unfinished tasks with a group
-        self._parked: dict[str, list[int]] = {}  # per group, the tasks waiting, oldest first
-        self._waiting_for: dict[int, int | None] = {}  # what each one's last waiting event said
+        self.groups = GroupGate(store, locks if locks is not None else store.group_locks(),
+                                enqueue=self._queue.put, cancel=self.cancel,
+                                closing=self._closing)
+        self.locks = self.groups.locks
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -118,9 +102,7 @@ class Executor:
         group = (extra or {}).get("concurrency_group")
         try:
             if group is not None and concurrency_policy == "reject":
-                holder = self.locks.holder(group)
-                if holder is not None:
-                    raise GroupBusy(group, holder)
+                self.groups.refuse_if_busy(group)
             task = self.store.create_task(title, body, runner, extra, created_by)
         except BaseException:
             self._release()
@@ -128,146 +110,7 @@ class Executor:
         if group is None:
             self._queue.put(task.id)
             return task
-        return self._enter_group(task, group, concurrency_policy, created_by)
-
-    # -- concurrency groups ---------------------------------------------------------------
-
-    def _enter_group(self, task: Task, group: str, policy: str, actor: str | None) -> Task:
-        """Queue the task if it takes its group's lock; else park it (and, by the policy
-        ``cancel-running``, cancel the holder). Return the task as it is now."""
-        with self._lock:
-            self._groups[task.id] = group
-            # Parked before it asks: a holder that gives the group back meanwhile wakes it.
-            parked = self._parked.setdefault(group, [])
-            bisect.insort(parked, task.id)
-            first = parked[0]
-        if first != task.id:
-            self._wake(group)  # an older parked task of the group asks first
-        with self._lock:
-            if task.id not in self._parked.get(group, ()):
-                return task  # it holds the lock and is on the queue
-        try:
-            waits_for = self.locks.acquire(group, task.id)
-        except Exception as error:  # the store is away: the watcher asks again
-            log.warning("task %s: could not take concurrency group %s yet: %s", task.id,
-                        group, error)
-            return task
-        if waits_for is None:
-            self._unpark(task.id, group)
-            return task
-        if policy == "cancel-running":
-            self._cancel_holder(group, actor or f"task {task.id}")
-        self._note_waiting(task.id, group, waits_for)
-        with self._lock:
-            if task.id not in self._parked.get(group, ()):
-                return task
-        return dataclasses.replace(task, waiting_for=waits_for)
-
-    def _cancel_holder(self, group: str, actor: str) -> None:
-        """Cancel the task holding the group (``cancel-running``), naming ``actor``."""
-        try:
-            holder = self.locks.holder(group)
-            if holder is not None:
-                log.info("task %s: canceled by %s for its concurrency group %s", holder,
-                         actor, group)
-                self.cancel(holder, actor)
-        except (TaskFinished, TaskNotFound):
-            pass  # it ended meanwhile: the group is given back
-        except Exception as error:
-            log.warning("concurrency group %s: could not cancel its holder: %s", group, error)
-
-    def _note_waiting(self, task_id: int, group: str, waits_for: int | None) -> None:
-        """Write a ``waiting`` event when what the task waits for changed."""
-        with self._lock:
-            if task_id not in self._parked.get(group, ()):
-                return  # it holds the lock now (or ended): it waits no more
-            if task_id in self._waiting_for and self._waiting_for[task_id] == waits_for:
-                return
-            if waits_for is None and task_id not in self._waiting_for:
-                return
-            self._waiting_for[task_id] = waits_for
-        try:
-            self.store.append_event(task_id, WAITING,
-                                    {"waiting_for": waits_for, "concurrency_group": group})
-        except Exception as error:
-            log.warning("task %s: could not record what it waits for: %s", task_id, error)
-
-    def _unpark(self, task_id: int, group: str, ended: bool = False) -> bool:
-        """Put a parked task on the queue; False if it was not parked (any more). A task
-        that ``ended`` gets no more events."""
-        with self._lock:
-            parked = self._parked.get(group)
-            if not parked or task_id not in parked:
-                return False
-            parked.remove(task_id)
-            if not parked:
-                del self._parked[group]
-            waited = self._waiting_for.pop(task_id, None) is not None
-        if waited and not ended:
-            self._note_waiting_done(task_id, group)
-        self._queue.put(task_id)
-        return True
-
-    def _note_waiting_done(self, task_id: int, group: str) -> None:
-        try:
-            self.store.append_event(task_id, WAITING,
-                                    {"waiting_for": None, "concurrency_group": group})
-        except TaskFinished:
-            pass
-        except Exception as error:
-            log.warning("task %s: could not record that it waits no more: %s", task_id, error)
-
-    def _wake(self, group: str) -> None:
-        """Let the oldest parked task of the group take the lock, if it can now."""
-        if self._closing.is_set():
-            return
-        with self._lock:
-            parked = self._parked.get(group)
-            first = parked[0] if parked else None
-        if first is None:
-            return
-        try:
-            waits_for = self.locks.acquire(group, first)
-        except Exception as error:
-            log.warning("task %s: could not take concurrency group %s yet: %s", first, group,
-                        error)
-            return
-        if waits_for is None:
-            self._unpark(first, group)
-        else:
-            self._note_waiting(first, group, waits_for)
-
-    def _leave_group(self, task_id: int) -> None:
-        """The task ended (or will never run here): give its group back, wake the next."""
-        with self._lock:
-            group = self._groups.pop(task_id, None)
-            self._waiting_for.pop(task_id, None)
-        if group is None:
-            return
-        try:
-            self.locks.release(group, task_id)
-        except Exception as error:  # it is taken over as stale once the task shows as ended
-            log.warning("task %s: could not give back concurrency group %s: %s", task_id,
-                        group, error)
-        self._wake(group)
-
-    def _recheck_parked(self) -> None:
-        """The watcher's round: a parked task canceled from elsewhere goes to the queue (a
-        worker then finds it ended), and each group's next task asks for the lock again
-        (its holder may run in another process)."""
-        with self._lock:
-            parked = {group: list(ids) for group, ids in self._parked.items()}
-        for group, ids in parked.items():
-            for task_id in ids:
-                try:
-                    ended = self.store.get_task(task_id).status.is_terminal
-                except TaskNotFound:
-                    ended = True
-                except Exception:
-                    ended = False
-                if ended:
-                    self._unpark(task_id, group, ended=True)
-            self._wake(group)
+        return self.groups.enter(task, group, concurrency_policy, created_by)
 
     def cancel(self, task_id: int, actor: str | None = None) -> Task:
         """Cancel a queued task, or ask a running one to stop at its next checkpoint.
@@ -276,14 +119,14 @@ class Executor:
         task = self.store.request_cancel(task_id, actor)
         with self._lock:
             running = self._running.get(task_id)
-            group = self._groups.get(task_id)
+        group = self.groups.group_of(task_id)
         if running is not None:
             self._stop_canceled(running[0])
         elif group is not None and task.status.is_terminal:
             # Canceled before it started: off to a worker, which finds it ended, and its
             # group is given back now rather than when a worker gets to it.
-            self._unpark(task_id, group, ended=True)
-            self._leave_group(task_id)
+            self.groups.unpark(task_id, group, ended=True)
+            self.groups.leave(task_id)
         return task
 
     def _stop_canceled(self, ctx: RunContext) -> None:
@@ -331,14 +174,13 @@ class Executor:
                 self._release()  # off the queue, and no worker will take it now
         with self._lock:
             leftovers.extend(self._running)
-            for parked in self._parked.values():
-                leftovers.extend(parked)
-                self._pending -= len(parked)  # no worker will take them now
-            self._parked.clear()
+            parked = self.groups.take_parked()
+            leftovers.extend(parked)
+            self._pending -= len(parked)  # no worker will take them now
             self._counts_changed()
         for task_id in leftovers:
             self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
-            self._leave_group(task_id)
+            self.groups.leave(task_id)
 
     # -- inline mode ----------------------------------------------------------------------
 
@@ -429,7 +271,7 @@ class Executor:
                 self._running.pop(task_id, None)
             self._counts_changed()
         if task_id is not None:
-            self._leave_group(task_id)
+            self.groups.leave(task_id)
 
     def _counts_changed(self) -> None:
         """Report the queue depth and the running count (the lock is held: in order)."""
@@ -442,7 +284,7 @@ class Executor:
         cross_process = self.store.cancel_poll_seconds is not None
         while not self._closing.wait(self._watch_interval):
             try:
-                self._recheck_parked()
+                self.groups.recheck()
             except Exception:  # the watcher must go on
                 log.exception("could not look at the tasks waiting for their groups")
             with self._lock:
