@@ -28,9 +28,10 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     from .cli import cli as ops_cli
     from .config import check_notify
     from .credential_file import CredentialFile
-    from .executor import Executor, build_runners
+    from .executor import Capabilities, Executor, build_runners
     from .metrics import Metrics
     from .notify import make_notifier
+    from .recipes import RecipeBook
     from .services import EXTENSION, Services
     from .store import ObservedStore, make_store
     from .store.idempotency import make_idempotency_keys
@@ -67,7 +68,14 @@ def create_app(settings: Settings | None = None, *, store=None) -> Flask:
     executor = Executor(store, runners, workers=settings.workers,
                         queue_size=settings.queue_size, task_timeout=settings.task_timeout,
                         # a store shared by processes is watched for cancels at its poll pace
-                        watch_interval=store.cancel_poll_seconds or 1.0, on_counts=count_tasks)
+                        watch_interval=store.cancel_poll_seconds or 1.0, on_counts=count_tasks,
+                        capabilities=Capabilities(
+                            runners=tuple(runners),
+                            recipes=tuple(r.name for r in (settings.recipes or RecipeBook())
+                                          .recipes),
+                            pools=settings.pools),
+                        heartbeat_seconds=settings.supabase_lease_seconds,
+                        live_seconds=settings.supabase_orphan_seconds)
     audit = AuditTrail(make_audit_log(settings, store))
     keys = make_idempotency_keys(settings)
     retention = (RetentionSweeper(store, settings.retention_seconds,

@@ -75,7 +75,11 @@ class Settings:
     workers: int = setting("OPS_WORKERS", 4, low=1, high=256,
                            help="tasks run at once per process")
     queue_size: int = setting("OPS_QUEUE_SIZE", 100, low=0, high=100_000,
-                              help="tasks that may wait for a worker")
+                              help="tasks that may wait for a worker (Supabase: in the "
+                              "queue all processes share)")
+    pools: tuple[str, ...] | None = setting(
+        "OPS_POOLS", None, read=env.pools, shown="* (every pool)",
+        help="the recipe pools whose tasks this process runs, comma-separated")
     heartbeat_seconds: float = setting("OPS_HEARTBEAT_SECONDS", 15.0, low=0.05, high=3600,
                                        help="stream silence before a ping comment")
     retry_ms: int = setting("OPS_SSE_RETRY_MS", 3000, low=0, high=600_000,

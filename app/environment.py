@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .credential_file import CredentialFileError, load_credentials
 from .isolation import RecipeUser
+from .recipes import NAME as POOL_NAME
 from .recipes import NotifyTarget, RecipeBook, RecipeFileError, check_notify_url, load_recipes
 from .roles import Role
 
@@ -134,6 +135,18 @@ def addresses(raw: str | None, d: Declaration) -> tuple[str, ...]:
             raise ConfigError(f"{d.env} must list IP addresses or networks separated by commas "
                               f"(or *), got {entry!r}") from None
     return entries
+
+
+def pools(raw: str | None, d: Declaration) -> tuple[str, ...] | None:
+    """Comma-separated pool names, or ``*`` (the default) for every pool."""
+    if raw is None or raw.strip() in ("", "*"):
+        return d.default
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    for name in names:
+        if POOL_NAME.fullmatch(name) is None:
+            raise ConfigError(f"{d.env} must list pool names (lowercase letters, digits, "
+                              f"'_', '.', '-') separated by commas, or *; got {name[:40]!r}")
+    return names
 
 
 def origins(raw: str | None, d: Declaration) -> frozenset[str]:

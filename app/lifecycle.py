@@ -50,9 +50,10 @@ def _stopping(app: Flask) -> _Stopping:
 
 def start_background(app: Flask) -> None:
     """Start what runs beside requests in a server process (after gunicorn's fork)."""
-    retention = app.extensions["services"].retention
-    if retention is not None:
-        retention.start()
+    services = app.extensions["services"]
+    services.executor.start()  # a shared queue's tasks are claimed without a request first
+    if services.retention is not None:
+        services.retention.start()
 
 
 def shutdown(app: Flask, grace: float) -> None:

@@ -34,7 +34,7 @@ SECRET_NAMES = frozenset({"SETTINGS_ADMIN_TOKEN", "OPS_STREAM_SECRET",
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 RECIPE_KEYS = {"role", "description", "argv", "cwd", "env", "timeout", "kill_grace", "params",
-               "concurrency", "concurrency_policy", "notify"}
+               "concurrency", "concurrency_policy", "notify", "pool"}
 PARAM_KEYS = {"pattern", "description", "example"}
 # What a new task of a busy concurrency group does: wait its turn, be refused, or cancel the
 # task that holds the group (docs/runners.md).
@@ -118,6 +118,7 @@ class Recipe:
     concurrency: str | None = None  # the group's name, "{param}" placeholders inside
     concurrency_policy: str = "queue"  # one of POLICIES
     notify: tuple[NotifyTarget, ...] = ()  # told when its tasks end (docs/notifications.md)
+    pool: str = "default"  # only processes serving this pool (OPS_POOLS) run its tasks
 
     def bind(self, params: Any) -> dict[str, str]:
         """Check a request's parameters: all declared ones, nothing else, each matching."""
@@ -154,7 +155,8 @@ class Recipe:
                 "timeout": self.timeout, "params": [p.to_dict() for p in self.params],
                 "role": self.role.label if self.role else None,
                 "concurrency": self.concurrency,
-                "concurrency_policy": self.concurrency_policy if self.concurrency else None}
+                "concurrency_policy": self.concurrency_policy if self.concurrency else None,
+                "pool": self.pool}
 
 
 def _substitute(arg: str, params: Mapping[str, str]) -> str:
@@ -248,7 +250,15 @@ def _recipe(name: str, spec: Any, base: Path) -> Recipe:
                   env=_env(_table(spec, "env")), timeout=_seconds(spec, "timeout"),
                   kill_grace=_seconds(spec, "kill_grace"), role=_role(spec),
                   concurrency=concurrency, concurrency_policy=policy,
-                  notify=_notify(spec.get("notify", [])))
+                  notify=_notify(spec.get("notify", [])), pool=_pool(spec))
+
+
+def _pool(spec: dict) -> str:
+    pool = spec.get("pool", "default")
+    if not isinstance(pool, str) or NAME.fullmatch(pool) is None:
+        raise RecipeFileError("pool must be a name of 1-64 lowercase letters, digits, '_', "
+                              "'.', '-' (processes serve the pools in OPS_POOLS)")
+    return pool
 
 
 def _concurrency(spec: dict, declared: set[str]) -> tuple[str | None, str]:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.store import StoreUnavailable, TaskFinished, TaskStatus
+from app.store import ClaimedElsewhere, StoreUnavailable, TaskFinished, TaskStatus
 from tests.support.processes import wait_until
 from tests.support.supabase_fixtures import open_store, own_gateway, store_options
 
@@ -208,8 +208,13 @@ def test_orphans_end_failed_and_live_tasks_do_not(supabase_db):
         started = time.monotonic()
         wait_until(lambda: survivor.get_task(running.id).status == TaskStatus.FAILED,
                    timeout=10)
-        wait_until(lambda: survivor.get_task(queued.id).status == TaskStatus.FAILED, timeout=10)
         assert time.monotonic() - started >= 1.5 * 0.9  # not before the orphan delay
+        # A queued task is nobody's: it waits in the shared queue for the next claimer.
+        assert survivor.get_task(queued.id).status == TaskStatus.QUEUED
+        listed, total = survivor.claimable(10)
+        assert [t.id for t in listed] == [queued.id] and total == 1
+        assert listed[0].title == "queued orphan" and listed[0].runner == "dev"
+        assert survivor.mark_running(queued.id, "survivor").worker == "survivor"
         assert kinds(survivor, running.id) == ["created", "status", "tick", "failed"]
         failed = survivor.get_task(running.id)
         assert "orphaned" in failed.error and failed.finished_at is not None
@@ -249,8 +254,7 @@ def test_outage_buffers_events_in_order_and_writes_them_once(postgres):
 def test_writes_whose_answer_was_lost_are_not_repeated(supabase_db):
     with open_store(supabase_db) as store:
         task = store.create_task("t", None, "dev")
-        supabase_db.lose_answers(1)  # the start commits, its answer is lost
-        assert store.mark_running(task.id).status == TaskStatus.RUNNING
+        store.mark_running(task.id)
         store.append_event(task.id, "tick", {"n": 1})
         supabase_db.lose_answers(1)
         store.append_event(task.id, "tick", {"n": 2})
@@ -259,7 +263,23 @@ def test_writes_whose_answer_was_lost_are_not_repeated(supabase_db):
         wait_until(lambda: store._writer.pending == 0, timeout=5)
         assert kinds(store, task.id) == ["created", "status", "tick", "tick", "done"]
         assert store.get_task(task.id).status == TaskStatus.DONE
-        assert supabase_db.counts()["lost answers"] == 3
+        assert supabase_db.counts()["lost answers"] == 2
+
+
+def test_a_claim_whose_answer_was_lost_runs_nowhere_and_ends_as_an_orphan(supabase_db):
+    with open_store(supabase_db) as store:
+        task = store.create_task("t", None, "dev")
+        supabase_db.lose_answers(1)  # the claim commits, its answer is lost
+        # Any process's claim could have won it: this one does not run it...
+        with pytest.raises(ClaimedElsewhere):
+            store.mark_running(task.id, "me")
+        with pytest.raises(ClaimedElsewhere):  # ...nor does anyone else
+            store.mark_running(task.id, "another")
+        # ...and, run by nobody, it ends as an orphan does, saying so.
+        ended = wait_until(lambda: (t := store.get_task(task.id)).status.is_terminal and t,
+                           timeout=10)
+        assert ended.status == TaskStatus.FAILED and "orphaned" in ended.error
+        assert kinds(store, task.id) == ["created", "failed"]
 
 
 def test_outbox_is_bounded(postgres):

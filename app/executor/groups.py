@@ -92,14 +92,20 @@ class GroupGate:
             self.unpark(task.id, group)
             return task
         if policy == "cancel-running":
-            self._cancel_holder(group, actor or f"task {task.id}")
+            self.cancel_holder(group, actor or f"task {task.id}")
         self._note_waiting(task.id, group, waits_for)
         with self._lock:
             if task.id not in self._parked.get(group, ()):
                 return task
         return dataclasses.replace(task, waiting_for=waits_for)
 
-    def _cancel_holder(self, group: str, actor: str) -> None:
+    def hold(self, task_id: int, group: str) -> None:
+        """A task of the shared queue, claimed here, holds its group's lock: ``leave``
+        gives it back."""
+        with self._lock:
+            self._groups[task_id] = group
+
+    def cancel_holder(self, group: str, actor: str) -> None:
         """Cancel the task holding the group (``cancel-running``), naming ``actor``."""
         try:
             holder = self.locks.holder(group)

@@ -9,6 +9,12 @@ created before gunicorn forks.
 A task of a concurrency group waits for its group without holding a worker
 (:mod:`.groups`).
 
+With a store whose queue is shared by processes (Supabase), a created task goes to that
+queue, not to this process's: the claimer (:mod:`.claims`) offers queued tasks to free
+workers, and a worker claims a task before running it. The queue bound then counts the
+shared queue, a task no process ever said it could run is refused (:class:`Unserved`), and a
+stop leaves queued tasks queued for the other processes.
+
 ``Executor(..., inline=True)`` starts no thread at all (as rq's ``is_async=False`` and
 ``work(burst=True)``): ``submit`` only queues, and ``run_pending()`` runs the queued tasks one
 after the other in the calling thread until the queue is empty. Tests use it to run tasks
@@ -18,6 +24,7 @@ cancels from other processes need the workers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -25,8 +32,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..store import Task, TaskFinished, TaskStatus, TaskStore
+from ..store import ClaimedElsewhere, Task, TaskFinished, TaskStatus, TaskStore
 from ..store.groups import GroupLocks
+from .claims import Claimer
+from .fleet import Capabilities, Fleet
 from .groups import GroupGate
 from .runner import RunContext, Runner, TaskFailed, TaskStopped
 
@@ -50,6 +59,10 @@ class ShuttingDown(Exception):
     """The executor is stopping and takes no new task."""
 
 
+class Unserved(Exception):
+    """No process sharing the store has ever said it can run such a task (503)."""
+
+
 class Executor:
     """Runs tasks from a bounded queue on ``workers`` workers."""
 
@@ -57,10 +70,12 @@ class Executor:
                  queue_size: int, task_timeout: float | None = None,
                  watch_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  on_counts: Callable[[int, int], None] | None = None, inline: bool = False,
-                 locks: GroupLocks | None = None):
+                 locks: GroupLocks | None = None, capabilities: Capabilities | None = None,
+                 heartbeat_seconds: float = 10.0, live_seconds: float = 60.0):
         self.store = store
         self.runners = dict(runners)
         self.workers = workers
+        self.queue_size = queue_size
         self.capacity = workers + queue_size
         self.task_timeout = task_timeout
         self._watch_interval = watch_interval
@@ -77,6 +92,16 @@ class Executor:
                                 enqueue=self._queue.put, cancel=self.cancel,
                                 closing=self._closing)
         self.locks = self.groups.locks
+        self.fleet = Fleet(store, capabilities or Capabilities(tuple(self.runners)),
+                           workers=workers, heartbeat_seconds=heartbeat_seconds,
+                           live_seconds=live_seconds, running=self._running_count)
+        self.shared = store.shared_queue
+        # Shared-queue tasks offered to a worker (with their group), until it is done with
+        # them: a task is never offered twice at once.
+        self._offered: dict[int, str | None] = {}
+        self.claimer = (Claimer(store, self.fleet, poll_seconds=watch_interval,
+                                offer=self._offer, free=self._free, closing=self._closing)
+                        if self.shared else None)
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -91,6 +116,12 @@ class Executor:
         says (see the module docstring)."""
         if runner not in self.runners:
             raise KeyError(runner)
+        refusal = self.fleet.refusal(runner, extra or {})
+        if refusal is not None:
+            raise Unserved(refusal)
+        if self.shared:
+            return self._submit_shared(title, body, runner, extra, created_by,
+                                       concurrency_policy)
         with self._lock:
             if self._closing.is_set():
                 raise ShuttingDown("the server is shutting down")
@@ -111,6 +142,62 @@ class Executor:
             self._queue.put(task.id)
             return task
         return self.groups.enter(task, group, concurrency_policy, created_by)
+
+    def _submit_shared(self, title: str, body: str | None, runner: str,
+                       extra: dict[str, Any] | None, created_by: str | None,
+                       concurrency_policy: str) -> Task:
+        """Create a task in the shared queue and offer it to a free worker of this process."""
+        assert self.claimer is not None
+        with self._lock:
+            if self._closing.is_set():
+                raise ShuttingDown("the server is shutting down")
+            self._start_threads()
+        if self.claimer.queued >= self.queue_size:
+            raise QueueFull(f"the queue is full ({self.claimer.queued} waiting)")
+        group = (extra or {}).get("concurrency_group")
+        if group is not None and concurrency_policy == "reject":
+            self.groups.refuse_if_busy(group)
+        task = self.store.create_task(title, body, runner, extra, created_by)
+        self.claimer.created()
+        if group is not None and concurrency_policy == "cancel-running":
+            self.groups.cancel_holder(group, created_by or f"task {task.id}")
+        if self.fleet.lacks(task) is None:  # else it waits for a process that can run it
+            self._offer(task.id, group)
+        return task
+
+    def _offer(self, task_id: int, group: str | None) -> bool:
+        """Give a shared-queue task to a free worker, which claims it; False if none is free."""
+        with self._lock:
+            if (self._closing.is_set() or self._pending >= self.workers
+                    or task_id in self._offered or task_id in self._running):
+                return False
+            self._pending += 1
+            self._offered[task_id] = group
+            self._counts_changed()
+        self._queue.put(task_id)
+        return True
+
+    def _free(self) -> int:
+        with self._lock:
+            return 0 if self._closing.is_set() else self.workers - self._pending
+
+    def _running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def waiting_for(self, task: Task) -> Task:
+        """``task`` with what it waits for, when the shared queue knows (it stays queued)."""
+        if self.claimer is None or task.status != TaskStatus.QUEUED or task.waiting_for:
+            return task
+        reason = self.fleet.unserved(task)
+        return task if reason is None else dataclasses.replace(task, waiting_for=reason)
+
+    def start(self) -> None:
+        """Start the workers and, with a shared queue, the claimer (a server process at
+        start: it takes queued tasks before it is asked for any)."""
+        if self.shared:
+            with self._lock:
+                self._start_threads()
 
     def cancel(self, task_id: int, actor: str | None = None) -> Task:
         """Cancel a queued task, or ask a running one to stop at its next checkpoint.
@@ -141,8 +228,11 @@ class Executor:
     def stats(self) -> dict[str, int]:
         with self._lock:
             running = len(self._running)
-            return {"workers": self.workers, "running": running,
-                    "queued": self._pending - running, "capacity": self.capacity}
+            queued = self._pending - running
+        if self.claimer is not None:
+            queued = self.claimer.queued  # the shared queue, as last counted
+        return {"workers": self.workers, "running": running, "queued": queued,
+                "capacity": self.capacity}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -152,6 +242,8 @@ class Executor:
             self._closing.set()
             running = [ctx for ctx, _ in self._running.values()]
             threads = list(self._threads)
+        if self.claimer is not None:
+            self.claimer.stop(grace)  # queued tasks stay queued for the other processes
         for ctx in running:
             ctx.stop(TaskStatus.FAILED, "shutdown")
         for _ in threads:
@@ -170,8 +262,11 @@ class Executor:
             except queue.Empty:
                 break
             if task_id is not None:
-                leftovers.append(task_id)
                 self._release()  # off the queue, and no worker will take it now
+                with self._lock:
+                    offered = self._offered.pop(task_id, False) is not False
+                if not offered:  # an offered task is not claimed: it stays queued
+                    leftovers.append(task_id)
         with self._lock:
             leftovers.extend(self._running)
             parked = self.groups.take_parked()
@@ -197,10 +292,7 @@ class Executor:
                 return taken
             taken += 1
             try:
-                if self._closing.is_set():
-                    self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
-                else:
-                    self._run(task_id)
+                self._take(task_id)
             finally:
                 self._release(task_id)
 
@@ -215,6 +307,8 @@ class Executor:
             self._threads.append(thread)
         watcher = threading.Thread(target=self._watch, name="ops-watcher", daemon=True)
         watcher.start()
+        if self.claimer is not None:
+            self.claimer.start()
 
     def _work(self) -> None:
         while True:
@@ -222,20 +316,55 @@ class Executor:
             if task_id is None:
                 return
             try:
-                if self._closing.is_set():  # queued tasks do not start once shutdown began
-                    self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
-                else:
-                    self._run(task_id)
+                self._take(task_id)
             except Exception:  # a store failure must not kill the worker
                 log.exception("task %s: could not be run", task_id)
             finally:
                 self._release(task_id)
+                if self.claimer is not None and self._queue.empty():
+                    self.claimer.wake()  # a free worker: the shared queue may hold more
 
-    def _run(self, task_id: int) -> None:
+    def _take(self, task_id: int) -> None:
+        """Run a task taken from the queue, unless shutdown began (a task of this process
+        then ends ``failed``; one offered from the shared queue stays queued)."""
+        with self._lock:
+            offered, group = task_id in self._offered, self._offered.get(task_id)
+        if not self._closing.is_set():
+            task = self._claim(task_id, group) if offered else self._mark_running(task_id)
+            if task is not None:
+                self._run(task)
+        elif not offered:
+            self._finish(task_id, TaskStatus.FAILED, {"reason": "shutdown"})
+
+    def _mark_running(self, task_id: int) -> Task | None:
         try:
-            task = self.store.mark_running(task_id)
+            return self.store.mark_running(task_id, self.fleet.id)
         except TaskFinished:
-            return  # canceled while it waited
+            return None  # canceled while it waited
+
+    def _claim(self, task_id: int, group: str | None) -> Task | None:
+        """Claim a task of the shared queue (its group's lock first); None if it is not
+        this process's to run."""
+        assert self.claimer is not None
+        if group is not None:
+            holder = self.locks.acquire(group, task_id)
+            if holder is not None:
+                self.claimer.group_busy(group, holder)
+                return None
+        try:
+            task = self.store.mark_running(task_id, self.fleet.id)
+        except ClaimedElsewhere:
+            return None  # another process runs it (and holds its group)
+        except TaskFinished:
+            if group is not None:
+                self.locks.release(group, task_id)  # canceled while it waited
+            return None
+        if group is not None:
+            self.groups.hold(task_id, group)  # given back when it ends
+        return task
+
+    def _run(self, task: Task) -> None:
+        task_id = task.id
         ctx = RunContext(task, self.store)
         with self._lock:
             self._running[task_id] = (ctx, self._clock())
@@ -269,9 +398,13 @@ class Executor:
             self._pending -= 1
             if task_id is not None:
                 self._running.pop(task_id, None)
+                self._offered.pop(task_id, None)  # it may be offered again
             self._counts_changed()
         if task_id is not None:
+            group = self.groups.group_of(task_id)
             self.groups.leave(task_id)
+            if group is not None and self.claimer is not None:
+                self.claimer.group_free(group)
 
     def _counts_changed(self) -> None:
         """Report the queue depth and the running count (the lock is held: in order)."""

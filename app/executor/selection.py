@@ -94,4 +94,6 @@ def _recipe_extra(settings, request: dict[str, Any]) -> tuple[Recipe, dict[str, 
     group = recipe.group(params)
     if group is not None:
         extra["concurrency_group"] = group
+    if recipe.pool != "default":
+        extra["pool"] = recipe.pool
     return recipe, extra

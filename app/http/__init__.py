@@ -24,6 +24,7 @@ def init_app(app: Flask, settings, metrics) -> None:
         stream,
         tasks,
         ui,
+        workers,
     )
     from . import metrics as metrics_view
     from .proxy import TrustedProxyFix
@@ -31,7 +32,7 @@ def init_app(app: Flask, settings, metrics) -> None:
 
     app.url_map.converters["task_id"] = TaskIdConverter
     for blueprint in (tasks.bp, task_log_bp, stream.bp, notifications.bp, health.bp,
-                      recipes.bp, openapi.bp, identity.bp, ui.bp, ui.home):
+                      recipes.bp, openapi.bp, identity.bp, workers.bp, ui.bp, ui.home):
         app.register_blueprint(blueprint)
     audit.init_app(app)
     errors.init_app(app)

@@ -8,7 +8,7 @@ from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import Forbidden, TokenForOtherTask, TokenInvalid, Unauthenticated
-from ..executor import GroupBusy, NoRunner, QueueFull, ShuttingDown, TaskRejected
+from ..executor import GroupBusy, NoRunner, QueueFull, ShuttingDown, TaskRejected, Unserved
 from ..store import StoreUnavailable, TaskFinished, TaskNotFound
 from ..stream import StreamsClosing, TooManyStreams, TooManyTaskStreams
 
@@ -47,6 +47,7 @@ _STATUS = {
     QueueFull: 429,
     TooManyTaskStreams: 429,
     NoRunner: 503,
+    Unserved: 503,
     TaskRejected: 422,
     ShuttingDown: 503,
     StoreUnavailable: 503,

@@ -106,7 +106,7 @@ def task_answer(task: Task, replayed: bool = False):
     audit_task(task.id)
     token, expires_at = state.tokens.mint(task.id)
     location = task_path(task.id)
-    answer = {**task.to_dict(), "stream_url": f"{location}/stream",
+    answer = {**state.executor.waiting_for(task).to_dict(), "stream_url": f"{location}/stream",
               "stream_token": token, "stream_token_expires_at": isoformat(expires_at)}
     response = jsonify(answer)
     response.status_code = 200 if replayed else 201
@@ -140,7 +140,9 @@ def list_tasks():
     created_by = actor_arg("created_by")
     tasks = services().store.list_tasks(limit, status or None, cursor, created_by)
     next_cursor = tasks[-1].id if len(tasks) == limit else None
-    return jsonify({"tasks": [t.to_dict() for t in tasks], "next_cursor": next_cursor})
+    explain = services().executor.waiting_for
+    return jsonify({"tasks": [explain(t).to_dict() for t in tasks],
+                    "next_cursor": next_cursor})
 
 
 def actor_arg(name: str) -> str | None:
@@ -156,7 +158,8 @@ def actor_arg(name: str) -> str | None:
 @bp.get("/tasks/<task_id:task_id>")
 @requires(Role.VIEWER)
 def get_task(task_id: int):
-    return jsonify(services().store.get_task(task_id).to_dict())
+    state = services()
+    return jsonify(state.executor.waiting_for(state.store.get_task(task_id)).to_dict())
 
 
 @bp.post("/tasks/<task_id:task_id>/cancel")

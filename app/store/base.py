@@ -10,7 +10,8 @@ Event kinds with a meaning to the store:
 
 - ``created`` (first event; data ``{"body": ..., "runner": ..., "created_by": ..., **extra}``,
   ``created_by`` only when an actor is known)
-- ``status`` (data ``{"status": "running"}``): the task started
+- ``status`` (data ``{"status": "running", "worker": ...}``): the task started, in the
+  process ``worker`` names (``host:pid``; absent when the executor gave none)
 - ``done`` / ``failed`` / ``canceled``: the one terminal event; its kind is the final status
   (``failed`` and ``canceled`` carry ``{"reason": ...}``; ``canceled`` also ``canceled_by``
   when an actor asked for it)
@@ -25,7 +26,10 @@ The locks of concurrency groups come with the store (``group_locks``): in-proces
 in-process store, shared through the database for the Supabase one.
 
 One writer per task's events: after ``create_task`` only the process running the task appends
-to its log (``mark_running``, ``append_event``, ``finish``). A cancel of a running task is a flag
+to its log (``mark_running``, ``append_event``, ``finish``). A store with a *shared queue*
+(``shared_queue``, Supabase) lets any process run a queued task: ``claimable`` lists the oldest
+queued tasks, and ``mark_running`` is the claim, won by exactly one process; the others get
+ClaimedElsewhere. A cancel of a running task is a flag
 on the task (``request_cancel``/``is_cancel_requested``), never an event written from elsewhere;
 the running process sees it and writes the terminal ``canceled`` event itself. A queued task is
 canceled directly: ``mark_running`` and ``request_cancel`` race on the task's status and exactly
@@ -50,9 +54,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .groups import GroupLocks
+    from .workers import WorkerRegistry
 
-__all__ = ["Event", "StoreError", "StoreUnavailable", "Task", "TaskFinished", "TaskNotFound",
-           "TaskStatus", "TaskStore", "TERMINAL_KINDS", "TERMINAL_STATUSES", "WAITING",
+__all__ = ["ClaimedElsewhere", "Event", "StoreError", "StoreUnavailable", "Task",
+           "TaskFinished", "TaskNotFound", "TaskStatus", "TaskStore", "TERMINAL_KINDS",
+           "TERMINAL_STATUSES", "WAITING",
            "canceled_data", "isoformat"]
 
 log = logging.getLogger(__name__)
@@ -96,6 +102,14 @@ class TaskFinished(StoreError):
         self.status = status
 
 
+class ClaimedElsewhere(StoreError):
+    """Another process started the task first (a store with a shared queue)."""
+
+    def __init__(self, task_id: int):
+        super().__init__(f"task {task_id} was started by another process")
+        self.task_id = task_id
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     id: int
@@ -124,7 +138,9 @@ class Task:
     created_by: str | None = None
     canceled_by: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-    waiting_for: int | None = None  # the task it waits for to give back its group
+    # The task it waits for to give back its group, or (shared queue) why no process takes it.
+    waiting_for: int | str | None = None
+    worker: str | None = None  # the process that runs or ran it (host:pid), when known
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +152,7 @@ class Task:
             "error": self.error, "cancel_requested": self.cancel_requested,
             "created_by": self.created_by, "canceled_by": self.canceled_by,
             "concurrency_group": None, "waiting_for": self.waiting_for,
+            "worker": self.worker,
             **self.extra,
         }
 
@@ -156,6 +173,7 @@ class Task:
             elif event.kind == "status" and event.data.get("status") == TaskStatus.RUNNING:
                 fields["started_at"] = event.created_at
                 fields["waiting_for"] = None
+                fields["worker"] = event.data.get("worker")
             elif event.kind in TERMINAL_KINDS:
                 fields["waiting_for"] = None
                 fields["finished_at"] = event.created_at
@@ -252,10 +270,22 @@ class TaskStore:
         only those ``created_by`` that actor when given."""
         raise NotImplementedError
 
-    def mark_running(self, task_id: int) -> Task:
-        """Move a queued task to ``running`` and append its ``status`` event.
+    # True: queued tasks wait in the store for any process sharing it to claim them.
+    shared_queue = False
 
-        Raise TaskFinished if it ended meanwhile (a cancel won the race)."""
+    def claimable(self, limit: int, after_id: int = 0) -> tuple[list[Task], int]:
+        """The ``limit`` oldest queued tasks with an id above ``after_id`` (each with what
+        its ``created`` event holds), and how many tasks are queued in all. A task whose
+        ``created`` event is not stored yet is not listed: it cannot be claimed before it is
+        whole."""
+        raise NotImplementedError
+
+    def mark_running(self, task_id: int, worker: str | None = None) -> Task:
+        """Move a queued task to ``running`` and append its ``status`` event (naming
+        ``worker``, the process that runs it): the claim.
+
+        Raise TaskFinished if it ended meanwhile (a cancel won the race), ClaimedElsewhere
+        if it started already (another process, or another worker, claimed it first)."""
         raise NotImplementedError
 
     def append_event(self, task_id: int, kind: str, data: dict[str, Any]) -> Event:
@@ -314,6 +344,11 @@ class TaskStore:
     def group_locks(self) -> GroupLocks:
         """The locks of the concurrency groups of this store's tasks (:mod:`app.store.groups`):
         one object per store, shared by every process that shares the store."""
+        raise NotImplementedError
+
+    def worker_registry(self) -> WorkerRegistry:
+        """The heartbeat rows of the processes sharing this store (:mod:`app.store.workers`):
+        one object per store."""
         raise NotImplementedError
 
     def close(self) -> None:

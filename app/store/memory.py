@@ -29,6 +29,7 @@ from typing import Any
 from .base import (
     TERMINAL_KINDS,
     WAITING,
+    ClaimedElsewhere,
     Event,
     Task,
     TaskFinished,
@@ -40,6 +41,7 @@ from .base import (
 )
 from .groups import MemoryGroupLocks
 from .ordered import OrderedIds
+from .workers import LocalWorkers
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class MemoryStore(TaskStore):
         self._last_event_id = 0  # one sequence for all tasks, as in the database
         self._closed = False
         self._group_locks = MemoryGroupLocks(ended=self._has_ended)
+        self._workers = LocalWorkers()
 
     def check(self) -> None:
         return None
@@ -137,15 +140,27 @@ class MemoryStore(TaskStore):
                 before_id = page[-1]
             return tasks[:limit]
 
-    def mark_running(self, task_id):
+    def claimable(self, limit, after_id=0):
+        with self._lock:
+            queued = self._by_status[TaskStatus.QUEUED].before(len(self._records))
+            later = [t for t in reversed(queued) if t > after_id][:limit]
+            return [self._records[t].task for t in later], len(queued)
+
+    def mark_running(self, task_id, worker=None):
         with self._lock:
             record = self._record(task_id)
             if record.task.status.is_terminal:
                 raise TaskFinished(task_id, record.task.status)
-            event = self._append(record, "status", {"status": TaskStatus.RUNNING.value})
+            if record.task.status == TaskStatus.RUNNING:
+                raise ClaimedElsewhere(task_id)
+            data = {"status": TaskStatus.RUNNING.value}
+            if worker is not None:
+                data["worker"] = worker
+            event = self._append(record, "status", data)
             self._move(task_id, record.task.status, TaskStatus.RUNNING)
             record.task = dataclasses.replace(record.task, status=TaskStatus.RUNNING,
-                                              started_at=event.created_at, waiting_for=None)
+                                              started_at=event.created_at, waiting_for=None,
+                                              worker=worker)
             task = record.task
         self._keep_budget()
         return task
@@ -225,6 +240,9 @@ class MemoryStore(TaskStore):
 
     def group_locks(self):
         return self._group_locks
+
+    def worker_registry(self):
+        return self._workers
 
     def _has_ended(self, task_id: int) -> bool:
         """Whether the task ended (a task evicted or purged has)."""

@@ -28,6 +28,7 @@ from .base import Event, StoreUnavailable, Task, TaskStatus, TaskStore
 if TYPE_CHECKING:
     from ..metrics import Metrics
     from .groups import GroupLocks
+    from .workers import WorkerRegistry
 
 log = logging.getLogger("app.tasks")
 
@@ -71,6 +72,10 @@ class ObservedStore(TaskStore):
     def backend_name(self) -> str:
         return self.inner.backend_name
 
+    @property
+    def shared_queue(self) -> bool:
+        return self.inner.shared_queue
+
     def _call(self, operation: str, *args):
         try:
             return getattr(self.inner, operation)(*args)
@@ -89,6 +94,9 @@ class ObservedStore(TaskStore):
     def list_tasks(self, limit: int, status: TaskStatus | None = None,
                    before_id: int | None = None, created_by: str | None = None) -> list[Task]:
         return self._call("list_tasks", limit, status, before_id, created_by)
+
+    def claimable(self, limit: int, after_id: int = 0) -> tuple[list[Task], int]:
+        return self._call("claimable", limit, after_id)
 
     def is_cancel_requested(self, task_id: int) -> bool:
         return self._call("is_cancel_requested", task_id)
@@ -109,6 +117,9 @@ class ObservedStore(TaskStore):
     def group_locks(self) -> GroupLocks:
         return self.inner.group_locks()
 
+    def worker_registry(self) -> WorkerRegistry:
+        return self.inner.worker_registry()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -124,9 +135,9 @@ class ObservedStore(TaskStore):
         _log_change(task.id, TaskStatus.QUEUED, runner, None, actor=created_by)
         return task
 
-    def mark_running(self, task_id: int) -> Task:
+    def mark_running(self, task_id: int, worker: str | None = None) -> Task:
         try:
-            task = self._call("mark_running", task_id)
+            task = self._call("mark_running", task_id, worker)
         except Exception:
             self._forget(task_id)  # it will not run here; whoever ended it told its end
             raise

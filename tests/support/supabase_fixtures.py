@@ -55,7 +55,7 @@ def supabase_gateway(postgres):
 def supabase_db(postgres, supabase_gateway):
     """The session's gateway over empty tables."""
     with postgres.connect(supabase_gateway.dbname) as conn:
-        conn.execute("TRUNCATE va_notifications, va_audit, va_idempotency_keys, "
+        conn.execute("TRUNCATE va_workers, va_notifications, va_audit, va_idempotency_keys, "
                      "va_concurrency_locks, va_task_cancels, va_task_events, va_tasks "
                      "RESTART IDENTITY")
     supabase_gateway.reset_counts()

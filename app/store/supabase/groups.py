@@ -56,6 +56,12 @@ class SupabaseGroupLocks(GroupLocks):
             return None
         return holder
 
+    def holders(self, groups: list[str]) -> dict[str, int]:
+        """The task holding each of ``groups`` that is held (one read; stale ones too)."""
+        rows = self._rest.run(self._rest.table(LOCKS).select("group_name,task_id")
+                              .in_("group_name", groups))
+        return {row["group_name"]: row["task_id"] for row in rows}
+
     def _insert(self, group: str, task_id: int) -> bool:
         rows = self._rest.run(self._rest.table(LOCKS).upsert(
             {"group_name": group, "task_id": task_id}, on_conflict="group_name",

@@ -1,9 +1,10 @@
-"""Leases and orphans: unfinished tasks whose process died end ``failed``.
+"""Leases and orphans: started tasks whose process died end ``failed``.
 
-The rule: the process that owns a task (it created it and runs it) writes a ``lease`` event
-for it whenever it has written nothing for one lease interval. Every process sweeps once
-per lease interval: it lists the unfinished tasks it does not own and looks for events of
-theirs newer than what it saw last time. A task with no new event during ``orphan_after``
+The rule: the process that runs a task (it claimed it) writes a ``lease`` event for it
+whenever it has written nothing for one lease interval. Every process sweeps once per lease
+interval: it lists the started, unfinished tasks it does not own and looks for events of
+theirs newer than what it saw last time. A queued task is nobody's (any process may claim
+it, :mod:`.queue`): it is never an orphan. A task with no new event during ``orphan_after``
 seconds of sweeps (default 6 lease intervals) is an orphan: the sweeping process ends it
 ``failed`` with the reason in its terminal event, and becomes its writer for that. The
 unique terminal index lets exactly one sweeper win when several find it at once.
@@ -21,11 +22,12 @@ from collections.abc import Callable
 
 from ..base import Event, StoreUnavailable, TaskFinished, TaskStatus
 from .rest import EVENTS, TASKS, SupabaseRest
-from .writer import LEASE, UNFINISHED, TaskWriter
+from .writer import LEASE, TaskWriter
 
 log = logging.getLogger(__name__)
 
-SCAN = 500  # unfinished tasks looked at per sweep
+SCAN = 500  # started tasks looked at per sweep
+STARTED = ("running", "canceling")  # a queued task being canceled is ended by its canceler
 PAGES = 10  # pages of new events read per sweep, at most
 
 
@@ -108,7 +110,7 @@ class OrphanSweeper:
         return ended
 
     def _unowned_unfinished(self) -> set[int]:
-        rows = self.rest.run(self.rest.table(TASKS).select("id").in_("status", UNFINISHED)
+        rows = self.rest.run(self.rest.table(TASKS).select("id").in_("status", STARTED)
                              .order("id").limit(SCAN))
         return {row["id"] for row in rows if not self.writer.owns(row["id"])}
 

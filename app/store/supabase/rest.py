@@ -40,6 +40,9 @@ NOTIFICATIONS = "va_notifications"  # each notification's deliveries (app.notify
 NOTIFICATION_COLUMNS = ("id", "task_id", "url", "event", "format", "attempts", "status",
                         "last_status", "last_error", "next_attempt_at", "delivered_at",
                         "created_at")
+WORKERS = "va_workers"  # one heartbeat row per server process (app.store.supabase.workers)
+WORKER_COLUMNS = ("id", "host", "pid", "pools", "runners", "recipes", "workers", "running",
+                  "started_at", "last_seen", "stopped_at")
 UNIQUE_VIOLATION = "23505"
 # A PostgREST or PostgreSQL error code: the database answered, so nothing was applied.
 _DEFINITE_CODE = re.compile(r"^(PGRST\d+|[0-9A-Z]{5})$")
@@ -91,12 +94,21 @@ class SupabaseRest:
         """A request builder for ``name``; finish it with :meth:`run`."""
         return self._supabase().table(name)
 
+    def run_counted(self, builder) -> tuple[Any, int]:
+        """Like :meth:`run` for a read made with ``count="exact"``: its rows, and how many
+        rows match in all (PostgREST's ``Content-Range``)."""
+        response = self._answer(builder)
+        return response.data, int(response.count or 0)
+
     def run(self, builder) -> Any:
         """Execute a built request and return its data, or raise SupabaseError.
 
         A read whose connection broke is sent once more at once: a pooled keep-alive
         connection to a Supabase that restarted fails that way, and a read is safe to repeat.
         Nothing sleeps, and writes are never repeated here (see the writer's outbox)."""
+        return self._answer(builder).data
+
+    def _answer(self, builder):
         try:
             return self._execute(builder)
         except SupabaseError as error:
@@ -104,9 +116,9 @@ class SupabaseRest:
                 raise
         return self._execute(builder)
 
-    def _execute(self, builder) -> Any:
+    def _execute(self, builder):
         try:
-            return builder.execute().data
+            return builder.execute()
         except APIError as error:
             code = str(error.code) if error.code is not None else None
             definite = bool(code and _DEFINITE_CODE.match(code))

@@ -22,6 +22,8 @@ from .rest import (
     NOTIFICATIONS,
     TASK_COLUMNS,
     TASKS,
+    WORKER_COLUMNS,
+    WORKERS,
     SupabaseError,
     SupabaseRest,
 )
@@ -31,12 +33,14 @@ AUDIT_MIGRATION = "supabase/migrations/20261202000000_ops_audit.sql"
 IDEMPOTENCY_MIGRATION = "supabase/migrations/20261202010000_ops_idempotency.sql"
 GROUPS_MIGRATION = "supabase/migrations/20261202020000_ops_concurrency.sql"
 NOTIFICATIONS_MIGRATION = "supabase/migrations/20261202030000_ops_notifications.sql"
+WORKERS_MIGRATION = "supabase/migrations/20261203000000_ops_workers.sql"
 # Each table, its columns, and the migration that creates it (in the order to apply them).
 TABLES = ((TASKS, TASK_COLUMNS, TASKS_MIGRATION), (EVENTS, EVENT_COLUMNS, TASKS_MIGRATION),
           (CANCELS, CANCEL_COLUMNS, AUDIT_MIGRATION), (AUDIT, AUDIT_COLUMNS, AUDIT_MIGRATION),
           (IDEMPOTENCY, IDEMPOTENCY_COLUMNS, IDEMPOTENCY_MIGRATION),
           (LOCKS, LOCK_COLUMNS, GROUPS_MIGRATION),
-          (NOTIFICATIONS, NOTIFICATION_COLUMNS, NOTIFICATIONS_MIGRATION))
+          (NOTIFICATIONS, NOTIFICATION_COLUMNS, NOTIFICATIONS_MIGRATION),
+          (WORKERS, WORKER_COLUMNS, WORKERS_MIGRATION))
 _KEY_REFUSED = ("401", "PGRST301", "PGRST302", "GW401")
 
 

@@ -4,13 +4,15 @@ A task row holds only ``id, created_at, title, status``; the rest is derived fro
 lifecycle events (see :mod:`app.store.base`). The row's status may also be ``canceling``: a cancel
 asked for, from any process, that the process running the task has not acted on yet; the API
 shows it as ``cancel_requested``; who asked is in ``va_task_cancels`` (written before the
-flag, read by the process running the task). Who writes what (one writer per task's events), how
-streams poll, how outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`,
-:mod:`.leases`, and ``docs/supabase.md``.
+flag, read by the process running the task). Queued tasks wait for any process to claim
+them (:mod:`.queue`). Who writes what (one writer per task's events), how streams poll, how
+outages and orphans are handled: :mod:`.writer`, :mod:`.pollers`, :mod:`.leases`, and
+``docs/supabase.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -20,6 +22,7 @@ from ...background import PerProcessThreads
 from ..base import (
     LIFECYCLE_KINDS,
     TERMINAL_KINDS,
+    ClaimedElsewhere,
     Event,
     StoreUnavailable,
     Task,
@@ -32,6 +35,7 @@ from ..base import (
 from .groups import SupabaseGroupLocks
 from .leases import Leases
 from .pollers import PollerHub
+from .queue import SharedQueue
 from .rest import (
     CANCELS,
     EVENTS,
@@ -43,6 +47,7 @@ from .rest import (
     task_from_row,
 )
 from .schema import check_schema
+from .workers import SupabaseWorkers
 from .writer import LEASE, TaskWriter
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,8 @@ CREATOR_PAGE = 200
 class SupabaseStore(TaskStore):
     """Tasks and events in Supabase through the official client."""
 
+    shared_queue = True
+
     def __init__(self, url: str, key: str, *, poll_seconds: float, timeout: float,
                  lease_seconds: float, orphan_seconds: float, outbox_events: int):
         self.cancel_poll_seconds = poll_seconds  # the executor's watcher follows it
@@ -72,6 +79,8 @@ class SupabaseStore(TaskStore):
                                   on_stored=self._hub.nudge)
         self._leases = Leases(self._rest, self._writer, lease_seconds, orphan_seconds)
         self._group_locks = SupabaseGroupLocks(self._rest)
+        self._queue = SharedQueue(self._rest)
+        self._workers = SupabaseWorkers(self._rest)
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[float, Task]] = {}  # get_task answers, one poll long
         self._fetching: dict[int, threading.Lock] = {}
@@ -106,8 +115,17 @@ class SupabaseStore(TaskStore):
         if created_by is not None:
             data["created_by"] = created_by
         created = self._writer.append(task_id, "created", data)
-        self._writer.own(task_id, created)
+        if created.id:
+            # It is in the shared queue now: whichever process claims it writes the rest.
+            self._writer.release(task_id)
+            self._queue.remember(created)
+        else:
+            self._writer.hand_off(task_id)  # buffered: written first, then let go
         return task_from_row(row, [created])
+
+    def claimable(self, limit, after_id=0):
+        self._start()
+        return self._queue.claimable(limit, after_id)
 
     def get_task(self, task_id):
         self._start()
@@ -136,7 +154,8 @@ class SupabaseStore(TaskStore):
         if not rows:
             return []
         events = self._lifecycle([row["id"] for row in rows])
-        tasks = [task_from_row(row, events.get(row["id"], [])) for row in rows]
+        tasks = self._group_holders([task_from_row(row, events.get(row["id"], []))
+                                     for row in rows])
         return [t for t in tasks if status is None or t.status == status]
 
     def _creator_rows(self, limit: int, status: TaskStatus | None, before_id: int | None,
@@ -165,50 +184,24 @@ class SupabaseStore(TaskStore):
             before_id = task_ids[-1]
         return rows
 
-    def mark_running(self, task_id):
+    def mark_running(self, task_id, worker=None):
         self._start()
-        try:
-            rows = self._start_row(task_id)
-        except StoreUnavailable:
-            # It cannot start; once Supabase answers again it ends failed, saying why.
-            try:
-                ended = self._writer.finish(
-                    task_id, TaskStatus.FAILED,
-                    {"reason": "could not start: Supabase was unreachable"})
-            except TaskFinished:
-                pass
-            else:
-                self._task_ended(task_id, TaskStatus.FAILED, ended.data, ended.created_at)
-            raise
+        rows = self._queue.claim_row(task_id)
         self._forget(task_id)
         if not rows:
-            self._writer.release(task_id)
             task = self._read_task(task_id)
+            if task.status == TaskStatus.RUNNING:
+                raise ClaimedElsewhere(task_id)
             raise TaskFinished(task_id, task.status if task.status.is_terminal
                                else TaskStatus.CANCELED)
-        event = self._writer.append(task_id, "status", {"status": TaskStatus.RUNNING.value},
-                                    running=True)
-        created = self._writer.created_event(task_id)
+        created = self._queue.created(task_id) or self._writer.created_event(task_id)
+        self._writer.own(task_id, created)
+        data = {"status": TaskStatus.RUNNING.value}
+        if worker is not None:
+            data["worker"] = worker
+        event = self._writer.append(task_id, "status", data, running=True)
         lifecycle = [created, event] if created else self._lifecycle([task_id]).get(task_id, [])
         return task_from_row(rows[0], lifecycle)
-
-    def _start_row(self, task_id: int) -> list[dict[str, Any]]:
-        """``queued -> running`` on the row; [] if the task is no longer queued."""
-        start = self._rest.table(TASKS).update({"status": "running"}).eq("id", task_id)
-        try:
-            return self._rest.run(start.eq("status", "queued"))
-        except SupabaseError as error:
-            if not error.ambiguous:
-                raise
-        # No answer: only this process starts its tasks, so a running row means it worked.
-        rows = self._rest.run(self._rest.table(TASKS).select(",".join(TASK_COLUMNS))
-                              .eq("id", task_id))
-        if rows and rows[0]["status"] == "running":
-            return rows
-        if rows and rows[0]["status"] == "queued":
-            return self._rest.run(self._rest.table(TASKS).update({"status": "running"})
-                                  .eq("id", task_id).eq("status", "queued"))
-        return []
 
     def append_event(self, task_id, kind, data):
         if kind in TERMINAL_KINDS:
@@ -345,6 +338,9 @@ class SupabaseStore(TaskStore):
     def group_locks(self):
         return self._group_locks
 
+    def worker_registry(self):
+        return self._workers
+
     def close(self) -> None:
         self._stopping.set()
         self._hub.close()
@@ -368,7 +364,20 @@ class SupabaseStore(TaskStore):
         if not rows:
             raise TaskNotFound(f"task {task_id} not found")
         self._known.add(task_id)
-        return task_from_row(rows[0], self._lifecycle([task_id]).get(task_id, []))
+        return self._group_holders(
+            [task_from_row(rows[0], self._lifecycle([task_id]).get(task_id, []))])[0]
+
+    def _group_holders(self, tasks: list[Task]) -> list[Task]:
+        """Queued tasks of a concurrency group wait for the task holding its lock: nobody
+        writes a ``waiting`` event for a task of the shared queue, so it is read here."""
+        groups = {t.extra["concurrency_group"] for t in tasks if t.status == TaskStatus.QUEUED
+                  and t.extra.get("concurrency_group")}
+        if not groups:
+            return tasks
+        holders = self._group_locks.holders(sorted(groups))
+        return [dataclasses.replace(t, waiting_for=holders.get(t.extra["concurrency_group"]))
+                if t.status == TaskStatus.QUEUED and t.extra.get("concurrency_group")
+                and holders.get(t.extra["concurrency_group"]) != t.id else t for t in tasks]
 
     def _lifecycle(self, task_ids: list[int]) -> dict[int, list[Event]]:
         """The tasks' lifecycle events, in order. A page holds four a task and more, enough

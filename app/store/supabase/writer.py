@@ -63,6 +63,7 @@ class _Owned:
     last_id: int | None = None  # the last visible event this writer knows is stored
     last_write: float = 0.0
     running: bool = False
+    handed_off: bool = False  # queued, in the shared queue: let go once its backlog is written
     pending: collections.deque = dataclasses.field(default_factory=collections.deque)
 
 
@@ -109,6 +110,18 @@ class TaskWriter:
                 self._pending -= sum(1 for op in owned.pending if op.kind)
                 owned.pending.clear()
 
+    def hand_off(self, task_id: int) -> None:
+        """The task goes to the shared queue once what waits to be written for it is written
+        (its ``created`` event was buffered): release it then."""
+        with self._lock:
+            owned = self._owned.get(task_id)
+            if owned is None:
+                return
+            if not owned.pending:
+                del self._owned[task_id]
+            else:
+                owned.handed_off = True
+
     def created_event(self, task_id: int) -> Event | None:
         with self._lock:
             owned = self._owned.get(task_id)
@@ -130,7 +143,7 @@ class TaskWriter:
         """Write a non-terminal event now, or buffer it (returning it with id 0)."""
         owned = self.own(task_id)
         if running:
-            owned.running = True
+            owned.running, owned.handed_off = True, False
         with owned.lock:
             self._refuse_when_full()
             return self._send(task_id, owned, _Op(kind, data))
@@ -251,8 +264,10 @@ class TaskWriter:
                     self._buffering = self._full_logged = False
             if drained:
                 log.warning("Supabase answers again: the buffered events are written")
-            if not group[-1].kind and not owned.pending:
-                self.release(task_id)  # its final status is set: nothing more to write
+            if not owned.pending and (not group[-1].kind or owned.handed_off):
+                # Its final status is set, or it waits in the shared queue: nothing more to
+                # write from here.
+                self.release(task_id)
 
     def _apply_group(self, task_id: int, owned: _Owned, ops: list[_Op]) -> None:
         """Write ``ops`` (one op, or plain events for one bulk insert)."""
@@ -341,11 +356,12 @@ class TaskWriter:
     # -- leases (see .leases) -------------------------------------------------------------
 
     def silent(self, seconds: float) -> list[int]:
-        """The owned tasks with nothing written for ``seconds`` and nothing waiting."""
+        """The owned tasks with nothing written for ``seconds`` and nothing waiting (a
+        queued task has no lease: it waits for any process to claim it)."""
         now = self._clock()
         with self._lock:
             return [t for t, o in self._owned.items()
-                    if not o.pending and now - o.last_write >= seconds]
+                    if o.running and not o.pending and now - o.last_write >= seconds]
 
     def wrote(self, task_ids: list[int]) -> None:
         """Note that something (a lease) was just written for each of these tasks."""

@@ -13,6 +13,8 @@ from the store cannot pass the tests unnoticed. Implemented:
 - ``POST`` with ``?on_conflict=col`` and ``Prefer: resolution=ignore-duplicates``
   (``INSERT ... ON CONFLICT (col) DO NOTHING``: the rows that conflict are skipped, and
   ``return=representation`` answers only the rows inserted);
+- ``Prefer: count=exact`` on a ``GET``: the rows, and ``Content-Range: 0-N/total`` (``*/total``
+  when no row is answered), 206 when the rows are fewer than the total;
 - ``Accept: application/vnd.pgrst.object+json`` (exactly one row, else PGRST116);
 - the ``apikey`` and ``Authorization: Bearer`` headers checked against the service key;
 - PostgREST's error JSON (``code``, ``message``, ``details``, ``hint``) and status codes.
@@ -30,7 +32,8 @@ SINGLE = "application/vnd.pgrst.object+json"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 IGNORE_DUPLICATES = "resolution=ignore-duplicates"
-KNOWN_PREFER = {"return=representation", "return=minimal", IGNORE_DUPLICATES}
+COUNT_EXACT = "count=exact"
+KNOWN_PREFER = {"return=representation", "return=minimal", IGNORE_DUPLICATES, COUNT_EXACT}
 JSON_TEXT = "->>"
 IS_OPERANDS = {"null": "NULL", "true": "TRUE", "false": "FALSE"}
 
@@ -73,6 +76,9 @@ class Query:
         self._parse_args(args)
         self.single = self._accept(headers.get("Accept"))
         self.representation, self.ignore_duplicates = self._prefer(headers.get("Prefer"))
+        self.count_exact = COUNT_EXACT in (headers.get("Prefer") or "")
+        if self.count_exact and method != "GET":
+            raise not_implemented(f"Prefer: count=exact on a {method}")
         if self.on_conflict is not None and method != "POST":
             raise not_implemented(f"on_conflict on a {method}")
         if self.ignore_duplicates and (method != "POST" or self.on_conflict is None):
@@ -247,6 +253,12 @@ def _select(query: Query):
             for c, d in query.order)
     if query.limit is not None:
         statement += sql.SQL(" LIMIT {}").format(sql.Literal(query.limit))
+    if query.count_exact:  # {"rows": [...], "count": N}: the server answers Content-Range
+        counted = sql.SQL("SELECT count(*) FROM {}").format(_table(query))
+        counted += _where(query, params)
+        return sql.SQL("SELECT json_build_object('rows', ({}), 'count', ({}))::text").format(
+            sql.SQL("SELECT coalesce(json_agg(_r), '[]'::json) FROM ({}) _r").format(statement),
+            counted), params
     return _aggregate(statement), params
 
 

@@ -113,7 +113,17 @@ class Gateway:
             raise database_error(error, query.table) from None
         if request.method != "GET" and self._take_lost_answer():
             request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+        if query.count_exact:
+            return self.counted(query, rows["rows"], rows["count"])
         return self.answer(query, rows)
+
+    def counted(self, query: Query, rows: list, total: int) -> Response:
+        if query.single:
+            raise not_implemented("Prefer: count=exact with a single object")
+        response = self.json(rows, 206 if len(rows) < total else 200)
+        response.headers["Content-Range"] = (f"0-{len(rows) - 1}/{total}" if rows
+                                             else f"*/{total}")
+        return response
 
     def _take_lost_answer(self) -> bool:
         with self._lock:
