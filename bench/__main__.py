@@ -18,14 +18,14 @@ from pathlib import Path
 
 from . import report as reporting
 from .procs import load_average, raise_fd_limit, say
-from .scenarios import creation, latency, listing, logflood, streams, supabase
+from .scenarios import claims, creation, latency, listing, logflood, streams, supabase
 from .stats import median_of_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("latency", "streams", "creation", "listing", "supabase", "logflood")
+SCENARIOS = ("latency", "streams", "creation", "listing", "supabase", "logflood", "claims")
 # What each scenario starts besides Python: the peer runs on redis-server, wrk loads creation.
 PROGRAMS = {"latency": ("redis-server",), "streams": ("redis-server",), "creation": ("wrk",),
-            "listing": (), "supabase": (), "logflood": ()}
+            "listing": (), "supabase": (), "logflood": (), "claims": ()}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -146,6 +146,13 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
                           logflood.missing())
         report.runs["logflood"] = [rounded(results) for results in rounds]
         report.rows += logflood.rows(median_of_runs(rounds), scale)
+    if "claims" in chosen:
+        scale = claims.QUICK if args.quick else claims.FULL
+        report.settings["Shared queue"] = claims.describe(scale)
+        rounds = measured(report, "Shared queue",
+                          lambda: claims.run(scale, logdir, args.runs or 1), supabase.missing())
+        report.runs["claims"] = [rounded(results) for results in rounds]
+        report.rows += claims.rows(median_of_runs(rounds), scale)
 
 
 def measured(report: reporting.Report, name: str, run, reason: str | None = None) -> list:

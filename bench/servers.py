@@ -95,9 +95,10 @@ class Ours(Gunicorn):
 
     def __init__(self, logdir: Path, *, side: str = "ours", root: Path = ROOT, **settings: str):
         port = free_port()
-        env = clean_env(SETTINGS_ADMIN_TOKEN=ADMIN, OPS_STREAM_SECRET=STREAM_SECRET,
-                        DEV_LOCAL_LLM="1", WEB_CONCURRENCY="1", OPS_BIND=f"127.0.0.1:{port}",
-                        BENCH_PORT=str(port), **settings)
+        env = clean_env(**{"SETTINGS_ADMIN_TOKEN": ADMIN, "OPS_STREAM_SECRET": STREAM_SECRET,
+                           "DEV_LOCAL_LLM": "1", "WEB_CONCURRENCY": "1",
+                           "OPS_BIND": f"127.0.0.1:{port}", "BENCH_PORT": str(port),
+                           **settings})
         argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
         super().__init__(logdir, argv, env, side=side, root=root)
 

@@ -4,13 +4,15 @@ at 1, as in a new database)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.store import TERMINAL_KINDS, TaskFinished, TaskNotFound, TaskStatus
+from app.store import TERMINAL_KINDS, ClaimedElsewhere, TaskFinished, TaskNotFound, TaskStatus
 from app.store.base import canceled_data
+from app.store.workers import WorkerInfo
 
 
 class StoreContract:
@@ -341,3 +343,43 @@ class StoreContract:
         assert store.list_tasks(10, status=TaskStatus.DONE, created_by="alice") == []
         assert [t.id for t in store.list_tasks(10, status=TaskStatus.RUNNING,
                                                created_by="bob")] == [ids[1]]
+
+    def test_claimable_lists_the_oldest_queued_tasks_whole_and_counts_them_all(self, store):
+        ids = [store.create_task(f"t{n}", None, "dev", {"recipe": "build"},
+                                 created_by="otto").id for n in range(4)]
+        store.mark_running(ids[0])
+        listed, total = store.claimable(2)
+        assert [t.id for t in listed] == ids[1:3] and total == 3
+        assert (listed[0].title, listed[0].runner, listed[0].created_by) == ("t1", "dev", "otto")
+        assert listed[0].extra == {"recipe": "build"}
+        later, total = store.claimable(10, after_id=ids[2])
+        assert [t.id for t in later] == [ids[3]]
+        assert store.claimable(0)[0] == []
+
+    def test_a_task_is_claimed_once_naming_its_worker(self, store):
+        task = store.create_task("t", None, "dev")
+        running = store.mark_running(task.id, "web-1:42:abc")
+        assert running.worker == "web-1:42:abc" == store.get_task(task.id).worker
+        with pytest.raises(ClaimedElsewhere):
+            store.mark_running(task.id, "web-2:43:def")
+        status = [e for e in store.events_after(task.id, 0) if e.kind == "status"]
+        assert [e.data for e in status] == [{"status": "running", "worker": "web-1:42:abc"}]
+        assert store.claimable(10) == ([], 0)
+
+    def test_the_worker_registry_keeps_each_process_row(self, store):
+        registry = store.worker_registry()
+        me = WorkerInfo(id="h:1:a", host="h", pid=1, pools=("deploy",), runners=("recipe",),
+                        recipes=("deploy",), workers=4, running=1)
+        registry.advertise(me)
+        registry.advertise(dataclasses.replace(me, running=2))
+        [row] = [r for r in registry.workers() if r.id == "h:1:a"]
+        assert (row.pools, row.runners, row.recipes, row.workers, row.running) == (
+            ("deploy",), ("recipe",), ("deploy",), 4, 2)
+        now = datetime.now(timezone.utc)
+        assert row.is_live(now, 60) and row.started_at <= row.last_seen
+        assert row.lacks("recipe", "deploy", "deploy") is None
+        assert row.lacks("recipe", "deploy", "default") == "serves the pool default"
+        assert row.lacks("llm", None, "default") == "runs llm tasks"
+        registry.withdraw("h:1:a")
+        [row] = [r for r in registry.workers() if r.id == "h:1:a"]
+        assert row.stopped_at is not None and not row.is_live(now, 60)

@@ -255,6 +255,14 @@ def test_recipes_and_creating_a_recipe_task(server):
     followed = run("follow", task_id, url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert "created  runner dev · recipe lines count=2 code=0" in followed.output
 
+    workers = run("workers", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
+    assert workers.exit_code == 0, workers.output
+    header, row = workers.output.splitlines()
+    assert header.split() == ["HOST", "PID", "POOLS", "RUNNING", "STATE", "LAST", "SEEN"]
+    marked, host, pid, pools, load, state = row.split()[:6]
+    assert (marked, pools, state) == ("*", "*", "live"), row
+    assert load.split("/")[0] in ("0", "1") and int(pid) > 0 and host, row
+
     wrong = run("create", "x", "--recipe", "lines", "--param", "count=many", "--param",
                 "code=0", url=server.url, SETTINGS_ADMIN_TOKEN=ADMIN)
     assert wrong.exit_code == 1 and "422 parameter count does not match" in wrong.output

@@ -29,7 +29,7 @@ from ..config import CliSettings, declarations
 from ..store.base import TERMINAL_KINDS
 from ..stream.reader import read_messages
 from .client import AnswerError, Api, Unreachable, why
-from .output import EventPrinter, delivery_table, echo, recipe_lines, task_table
+from .output import EventPrinter, delivery_table, echo, recipe_lines, task_table, worker_table
 
 DEFAULT_URL = declarations(CliSettings)["url"].default
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
@@ -128,6 +128,19 @@ def recipes(api: Api, as_json: bool) -> None:
     example = " ".join(f"--param {p['name']}=..." for p in first.get("params") or [])
     click.echo(f"\nrun one: flask --app wsgi ops create TITLE --recipe {first['name']} "
                f"{example}".rstrip(), err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@pass_api
+def workers(api: Api, as_json: bool) -> None:
+    """List the server processes that share the task queue: host, pools, load, last seen."""
+    answer = api.call("GET", "/ops/workers")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    for line in worker_table(answer["workers"]):
+        echo(line)
 
 
 @cli.command()

@@ -177,6 +177,20 @@ def task_table(tasks: list[dict[str, Any]], now: datetime | None = None) -> list
     return lines
 
 
+def worker_table(workers: list[dict[str, Any]], now: datetime | None = None) -> list[str]:
+    """A header row and one row per server process; ``*`` marks the one that answered."""
+    now = now or datetime.now(timezone.utc)
+    rows = [[("* " if w.get("this") else "") + w["host"], str(w["pid"]),
+             ",".join(w["pools"]) if w.get("pools") is not None else "*",
+             f"{w['running']}/{w['workers']}",
+             "live" if w["live"] else ("stopped" if w.get("stopped_at") else "gone"),
+             ago(parse_time(w.get("last_seen")), now)] for w in workers]
+    header = ["HOST", "PID", "POOLS", "RUNNING", "STATE", "LAST SEEN"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in [header, *rows]]
+
+
 def audit_table(records: list[dict[str, Any]]) -> list[str]:
     """A header row and one aligned row per audit record: the local time, actor, action,
     task, outcome and client; the details last, whole."""

@@ -22,7 +22,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..base import ClaimedElsewhere, Event, Task, TaskStatus
+from ..base import (
+    TERMINAL_KINDS,
+    ClaimedElsewhere,
+    Event,
+    Task,
+    TaskFinished,
+    TaskNotFound,
+    TaskStatus,
+)
 from .rest import (
     EVENTS,
     TASK_COLUMNS,
@@ -72,6 +80,25 @@ class SharedQueue:
             self.remember(event)
         return [task_from_row(row, [events[row["id"]]]) for row in rows
                 if row["id"] in events], total
+
+    def lost(self, task_id: int) -> None:
+        """After a claim that got no row: ClaimedElsewhere if another process started the
+        task, TaskFinished if it ended (a canceled queued task is ``canceling`` until its
+        canceler has written its end), TaskNotFound if it is gone."""
+        rows = self._rest.run(self._rest.table(TASKS).select("status").eq("id", task_id))
+        if not rows:
+            raise TaskNotFound(f"task {task_id} not found")
+        status = rows[0]["status"]
+        if status == "running":
+            raise ClaimedElsewhere(task_id)
+        if status == "canceling":
+            # A started task being canceled, or a queued one: was it started?
+            started = self._rest.run(self._rest.table(EVENTS).select("id").eq("task_id", task_id)
+                                     .eq("kind", "status").limit(1))
+            if started:
+                raise ClaimedElsewhere(task_id)
+        raise TaskFinished(task_id, TaskStatus(status) if status in TERMINAL_KINDS
+                           else TaskStatus.CANCELED)
 
     def claim_row(self, task_id: int) -> list[dict[str, Any]]:
         """``queued -> running`` on the task's row: the row if this process won it, [] if the

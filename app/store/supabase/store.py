@@ -22,7 +22,6 @@ from ...background import PerProcessThreads
 from ..base import (
     LIFECYCLE_KINDS,
     TERMINAL_KINDS,
-    ClaimedElsewhere,
     Event,
     StoreUnavailable,
     Task,
@@ -189,11 +188,7 @@ class SupabaseStore(TaskStore):
         rows = self._queue.claim_row(task_id)
         self._forget(task_id)
         if not rows:
-            task = self._read_task(task_id)
-            if task.status == TaskStatus.RUNNING:
-                raise ClaimedElsewhere(task_id)
-            raise TaskFinished(task_id, task.status if task.status.is_terminal
-                               else TaskStatus.CANCELED)
+            self._queue.lost(task_id)  # one read: claimed elsewhere, or ended
         created = self._queue.created(task_id) or self._writer.created_event(task_id)
         self._writer.own(task_id, created)
         data = {"status": TaskStatus.RUNNING.value}
