@@ -64,8 +64,9 @@ def test_a_viewer_sees_tasks_but_no_create_form_and_no_cancel_button(server, ope
     assert tab.text("#session-user") == "vera · viewer"
     assert tab.page.is_visible("#sign-out")  # a pasted token is forgotten on request
     assert tab.stored_token() == VIEWER
-    for absent in ("#create", "#create-form", "#task-title", "#views", "#audit"):
+    for absent in ("#create", "#create-form", "#task-title", "#view-audit", "#audit"):
         assert tab.page.is_hidden(absent), absent
+    assert tab.page.is_visible("#view-workers")  # every role may see the server processes
     assert not tab.api_calls("/ops/recipes")  # nothing to create with: not even asked
 
     row = tab.page.locator(f'.task-row[data-task-id="{task["id"]}"]')
@@ -107,7 +108,7 @@ def test_an_admin_sees_the_audit_trail(server, open_dashboard, tmp_path):
             for n in range(10)]
     tab = open_dashboard(server, token=ADMIN)
     assert tab.text("#session-user") == "admin · admin"
-    assert tab.page.is_visible("#create") and tab.page.is_visible("#views")
+    assert tab.page.is_visible("#create") and tab.page.is_visible("#view-audit")
     tab.page.click("#view-audit")
     tab.page.wait_for_selector("#audit", state="visible")
     assert tab.page.is_hidden("#dashboard")
@@ -173,7 +174,7 @@ def test_a_user_the_proxy_signed_in_is_not_asked_for_a_token(server, open_dashbo
     assert tab.page.is_hidden("#sign-in") and tab.page.is_hidden("#checking")
     assert tab.text("#session-user") == f"{PROXY_USER} · operator"
     assert tab.page.is_hidden("#sign-out")  # the proxy's sign-in is the proxy's to end
-    assert tab.page.is_hidden("#views")  # an operator has no audit view
+    assert tab.page.is_hidden("#view-audit")  # an operator has no audit view
     assert tab.stored_token() is None
 
     task_id = tab.create("Deploy worker (pat)")  # a POST from the page passes the site check

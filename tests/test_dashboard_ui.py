@@ -144,12 +144,15 @@ def test_page_has_the_output_controls(client):
         assert f'id="{element_id}"' in html, element_id
 
 
-def test_page_has_the_session_role_and_audit_controls(client):
+def test_page_has_the_session_role_audit_and_workers_controls(client):
     html = client.get("/ops/ui").get_data(as_text=True)
     for element_id in ("checking", "session-user", "sign-out", "views", "view-tasks",
                        "view-audit", "owner-filter", "audit", "audit-actor", "audit-action",
-                       "audit-rows", "audit-older", "audit-newer", "audit-error"):
+                       "audit-rows", "audit-older", "audit-newer", "audit-error",
+                       "view-workers", "workers", "workers-state", "workers-refresh",
+                       "worker-rows", "workers-error", "workers-empty"):
         assert f'id="{element_id}"' in html, element_id
+    assert 'href="#/workers"' in html and 'href="#/audit"' in html
 
 
 def test_page_has_the_notifications_part_hidden_until_there_is_a_delivery(client):
@@ -187,7 +190,8 @@ def test_page_shows_nothing_of_a_session_before_whoami_answers(client):
     before the page knows the role."""
     parser = Hidden()
     parser.feed(client.get("/ops/ui").get_data(as_text=True))
-    assert {"sign-in", "session", "views", "dashboard", "audit"} <= parser.ids
+    assert {"sign-in", "session", "views", "dashboard", "audit", "view-audit",
+            "workers"} <= parser.ids
     assert "checking" not in parser.ids
 
 

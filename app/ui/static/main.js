@@ -1,7 +1,7 @@
-// The dashboard: who is signed in, and the wiring of the list, the form, the task view and
-// (for admins) the audit view. The open task lives in the URL hash (#/tasks/12) so that a
-// reload reopens it; a link to one line of its output adds the line (#/tasks/12/line/340);
-// the audit view is #/audit.
+// The dashboard: who is signed in, and the wiring of the list, the form, the task view, the
+// workers view and (for admins) the audit view. The open task lives in the URL hash
+// (#/tasks/12) so that a reload reopens it; a link to one line of its output adds the line
+// (#/tasks/12/line/340); the workers view is #/workers, the audit view #/audit.
 //
 // Who the page acts for comes from GET /ops/whoami: with the token this tab kept, or, when
 // the server has a proxy sign-in (the page's data-proxy-sign-in), with none: a user the
@@ -15,10 +15,11 @@ import { CreateForm } from "./create-form.js";
 import { showMessage } from "./format.js";
 import { TaskList } from "./task-list.js";
 import { TaskView } from "./task-view.js";
+import { WorkersView } from "./workers-view.js";
 
 const TOKEN_KEY = "ops.adminToken"; // sessionStorage: this tab only, gone when it closes
 const TASK_ROUTE = /^#\/tasks\/(\d+)(?:\/line\/(\d+))?$/;
-const AUDIT_ROUTE = "#/audit";
+const VIEW_ROUTES = { audit: "#/audit", workers: "#/workers" }; // else: the tasks
 
 const $ = (id) => document.getElementById(id);
 const api = new Api(document.body.dataset.apiRoot || "/ops");
@@ -39,6 +40,7 @@ const form = new CreateForm(api, dashboard, {
   },
 });
 const audit = new AuditView(api, document);
+const workers = new WorkersView(api, document);
 
 const signInForm = $("sign-in-form");
 const tokenInput = $("admin-token");
@@ -47,21 +49,30 @@ const signInError = $("sign-in-error");
 
 let session = null; // GET /ops/whoami's answer while signed in
 
+/** Which view the URL asks for: "tasks", "workers", or "audit" (admins only). */
+function currentView() {
+  if (location.hash === VIEW_ROUTES.workers) return "workers";
+  if (location.hash === VIEW_ROUTES.audit && session.may?.audit === true) return "audit";
+  return "tasks";
+}
+
 function route() {
   if (!session) return;
-  const inAudit = session.may?.audit === true && location.hash === AUDIT_ROUTE;
-  for (const [link, current] of [["view-tasks", !inAudit], ["view-audit", inAudit]]) {
-    if (current) $(link).setAttribute("aria-current", "page");
-    else $(link).removeAttribute("aria-current");
+  const current = currentView();
+  for (const name of ["tasks", "workers", "audit"]) {
+    if (name === current) $(`view-${name}`).setAttribute("aria-current", "page");
+    else $(`view-${name}`).removeAttribute("aria-current");
   }
-  dashboard.hidden = inAudit;
-  if (inAudit) {
+  dashboard.hidden = current !== "tasks";
+  if (current === "workers") workers.show();
+  else workers.hide();
+  if (current === "audit") audit.show();
+  else audit.hide();
+  if (current !== "tasks") {
     view.close();
     list.select(null);
-    audit.show();
     return;
   }
-  audit.hide();
   const match = TASK_ROUTE.exec(location.hash);
   const taskId = match ? Number(match[1]) : null;
   list.select(taskId);
@@ -80,7 +91,8 @@ function enter(who, token) {
   $("session-user").textContent = `${who.name} · ${who.role}`;
   $("sign-out").hidden = !token; // a proxy's sign-in is the proxy's to end
   $("session").hidden = false;
-  $("views").hidden = may.audit !== true;
+  $("views").hidden = false;
+  $("view-audit").hidden = may.audit !== true;
   $("create").hidden = may.create !== true;
   view.mayCancel = may.cancel === true;
   view.mayRelaunch = may.create === true;
@@ -101,6 +113,7 @@ function showSignIn(message = "") {
   list.stop();
   form.reset();
   audit.reset();
+  workers.reset();
   dashboard.hidden = true;
   $("checking").hidden = true;
   $("session").hidden = true;
