@@ -23,7 +23,8 @@ def call(gateway, method, path, headers=None, **kwargs):
     ("GET", "va_tasks?or=(id.eq.1,id.eq.2)", {}, None),
     ("GET", "va_tasks?select=id,va_task_events(*)", {}, None),
     ("GET", "va_tasks?order=id.desc.nullslast", {}, None),
-    ("GET", "va_tasks", {"Prefer": "count=exact"}, None),
+    ("GET", "va_tasks", {"Prefer": "count=planned"}, None),
+    ("PATCH", "va_tasks?id=eq.1", {"Prefer": "count=exact"}, {"status": "running"}),
     ("GET", "va_tasks", {"Accept": "text/csv"}, None),
     ("DELETE", "va_tasks?id=eq.1&limit=1", {}, None),
     ("DELETE", "va_tasks?id=eq.1", {}, {"status": "done"}),
@@ -54,6 +55,19 @@ def test_the_service_key_is_required_in_both_headers(supabase_db, headers):
     response = requests.get(f"{supabase_db.url}/rest/v1/va_tasks", headers=headers, timeout=10)
     assert response.status_code == 401
     assert response.json()["message"] == "Invalid API key"
+
+
+def test_count_exact_answers_the_total_in_content_range(supabase_db):
+    for n in range(3):
+        call(supabase_db, "POST", "va_tasks", {}, json={"title": f"t{n}"})
+    counted = {"Prefer": "count=exact"}
+    page = call(supabase_db, "GET", "va_tasks?select=id&order=id.asc&limit=2", counted)
+    assert (page.status_code, page.headers["Content-Range"]) == (206, "0-1/3")
+    assert [row["id"] for row in page.json()] == [1, 2]
+    whole = call(supabase_db, "GET", "va_tasks?select=id&id=gt.1", counted)
+    assert (whole.status_code, whole.headers["Content-Range"]) == (200, "0-1/2")
+    none = call(supabase_db, "GET", "va_tasks?select=id&limit=0", counted)
+    assert (none.status_code, none.headers["Content-Range"], none.json()) == (206, "*/3", [])
 
 
 def test_errors_have_postgrest_shape(supabase_db):

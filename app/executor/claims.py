@@ -7,7 +7,9 @@ this process can run (its runners, recipes and pools: :mod:`.fleet`) to its free
 at most one a free worker. The worker then claims the task (``mark_running``: exactly one
 process wins it) and runs it; a claim lost to another process only frees the worker again.
 A task of a concurrency group is claimed only once its group's lock is taken for it, which
-the group's oldest queued task gets first, whoever asks (:mod:`app.store.groups`).
+the group's oldest queued task gets first, whoever asks (:mod:`app.store.groups`). With more
+runnable tasks than free workers, a process picks at random among the oldest few (four per
+free worker), so that processes looking at the same moment seldom race for the same task.
 
 The process that accepted a task offers it to one of its own free workers at once, so with
 one process nothing waits for a poll. Each round also counts the shared queue, which is
@@ -17,6 +19,7 @@ what the queue bound (``OPS_QUEUE_SIZE``, 429) is checked against.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +51,7 @@ class Claimer:
         self._clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._random = random.Random()
         self._thread: threading.Thread | None = None
         self._queued = 0  # the shared queue's length at the last round, plus creates since
         # group -> (the task holding it, when a worker of this process found it busy)
@@ -117,10 +121,10 @@ class Claimer:
             self._queued = total
         offered, pages = 0, 1
         while free > offered and tasks:
-            for task in tasks:
+            for task in self._spread([t for t in tasks if self._runnable(t)], free - offered):
                 if free <= offered:
                     break
-                if self._runnable(task) and self._offer(task.id, self._group(task)):
+                if self._offer(task.id, self._group(task)):
                     offered += 1
             if len(tasks) < (first_page if pages == 1 else PAGE) or pages >= PAGES \
                     or free <= offered:
@@ -128,6 +132,15 @@ class Claimer:
             tasks, _ = self.store.claimable(PAGE, after_id=tasks[-1].id)
             pages += 1
         return offered
+
+    def _spread(self, runnable: list[Task], wanted: int) -> list[Task]:
+        """The tasks to offer, oldest first: with more than it can take, a random choice
+        among them (they are the few oldest), so that processes looking at once mostly
+        try different tasks instead of racing for the same ones. A group's tasks are never
+        skipped for a younger one of the same group: the group's lock orders them anyway."""
+        if len(runnable) <= wanted:
+            return runnable
+        return sorted(self._random.sample(runnable, wanted), key=lambda task: task.id)
 
     def _runnable(self, task: Task) -> bool:
         if self.fleet.lacks(task) is not None:

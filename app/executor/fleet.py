@@ -32,7 +32,7 @@ class Capabilities:
     """What this process can run."""
 
     runners: tuple[str, ...]
-    recipes: tuple[str, ...] = ()
+    recipes: tuple[str, ...] | None = None  # None: whatever its recipe runner has
     pools: tuple[str, ...] | None = None  # None: every pool
 
 

@@ -196,6 +196,7 @@ class Executor:
         """Start the workers and, with a shared queue, the claimer (a server process at
         start: it takes queued tasks before it is asked for any)."""
         if self.shared:
+            self.fleet.beat_if_due()  # advertised before it serves: creates elsewhere see it
             with self._lock:
                 self._start_threads()
 

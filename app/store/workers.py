@@ -28,7 +28,7 @@ class WorkerInfo:
     pid: int
     pools: tuple[str, ...] | None  # None: every pool
     runners: tuple[str, ...]
-    recipes: tuple[str, ...]
+    recipes: tuple[str, ...] | None  # None: not said (any recipe)
     workers: int
     running: int = 0
     started_at: datetime | None = None
@@ -43,7 +43,7 @@ class WorkerInfo:
         "no process ..." ends (None: it can run it)."""
         if runner not in self.runners:
             return f"runs {runner} tasks"
-        if recipe is not None and recipe not in self.recipes:
+        if recipe is not None and self.recipes is not None and recipe not in self.recipes:
             return f"has the recipe {recipe}"
         if not self.serves(pool):
             return f"serves the pool {pool}"
@@ -57,7 +57,8 @@ class WorkerInfo:
     def to_dict(self, now: datetime, live_seconds: float) -> dict[str, Any]:
         return {"id": self.id, "host": self.host, "pid": self.pid,
                 "pools": list(self.pools) if self.pools is not None else None,
-                "runners": list(self.runners), "recipes": list(self.recipes),
+                "runners": list(self.runners),
+                "recipes": list(self.recipes) if self.recipes is not None else None,
                 "workers": self.workers, "running": self.running,
                 "started_at": isoformat(self.started_at), "last_seen": isoformat(self.last_seen),
                 "stopped_at": isoformat(self.stopped_at),

@@ -12,7 +12,7 @@ create table if not exists public.va_workers (
   pid        integer not null,
   pools      jsonb,
   runners    jsonb not null default '[]'::jsonb,
-  recipes    jsonb not null default '[]'::jsonb,
+  recipes    jsonb,                       -- null: any recipe its recipe runner has
   workers    integer not null,
   running    integer not null default 0,
   started_at timestamptz not null default now(),

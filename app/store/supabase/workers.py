@@ -25,7 +25,8 @@ class SupabaseWorkers(WorkerRegistry):
     def advertise(self, info):
         row = {"host": info.host, "pid": info.pid,
                "pools": list(info.pools) if info.pools is not None else None,
-               "runners": list(info.runners), "recipes": list(info.recipes),
+               "runners": list(info.runners),
+               "recipes": list(info.recipes) if info.recipes is not None else None,
                "workers": info.workers, "running": info.running, "stopped_at": None}
         renewed = self._rest.run(self._rest.table(WORKERS).update(row).eq("id", info.id))
         if not renewed:
@@ -48,11 +49,12 @@ class SupabaseWorkers(WorkerRegistry):
 
 
 def _info(row: dict[str, Any]) -> WorkerInfo:
-    pools = row.get("pools")
+    pools, recipes = row.get("pools"), row.get("recipes")
     return WorkerInfo(
         id=row["id"], host=row["host"], pid=int(row["pid"]),
         pools=tuple(pools) if pools is not None else None,
-        runners=tuple(row.get("runners") or ()), recipes=tuple(row.get("recipes") or ()),
+        runners=tuple(row.get("runners") or ()),
+        recipes=tuple(recipes) if recipes is not None else None,
         workers=int(row["workers"]), running=int(row["running"]),
         started_at=parse_time(row["started_at"]), last_seen=parse_time(row["last_seen"]),
         stopped_at=parse_time(row["stopped_at"]) if row.get("stopped_at") else None)
