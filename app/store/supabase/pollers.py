@@ -171,7 +171,6 @@ class PollerHub:
         self.linger = linger
         self.clock = clock
         self.closed = threading.Event()
-        self.reads = 0  # reads sent by the loop (for tests)
         self._lock = threading.Lock()
         self._feeds: dict[int, TaskFeed] = {}
         self._new: list[TaskFeed] = []  # feeds not read yet
@@ -291,7 +290,6 @@ class PollerHub:
 
     def _fetch(self, feeds: list[TaskFeed], after_id: int, **options) -> list[Event] | None:
         """A page of the feeds' events, or None if the read failed (the feeds are told)."""
-        self.reads += 1
         try:
             return self.fetch([f.task_id for f in feeds], after_id, PAGE, **options)
         except StoreUnavailable as error:
