@@ -38,7 +38,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "docs/performance.md for a full run, none for --quick)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--compare", metavar="REV", help="also run ours as of this git revision, "
-                        "or from this directory (side 'before'), in the latency scenario")
+                        "or from this directory (side 'before'), in the latency scenario "
+                        "and the Supabase reads")
     args = parser.parse_args(argv)
     if args.runs is not None and not 1 <= args.runs <= 9:
         parser.error("--runs must be between 1 and 9")
@@ -131,8 +132,8 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
     if "supabase" in chosen:
         scale = supabase.QUICK if args.quick else supabase.FULL
         report.settings["Supabase path"] = supabase.describe(scale)
-        rounds = measured(report, "Supabase path", lambda: supabase.run(scale, logdir, runs),
-                          supabase.missing())
+        rounds = measured(report, "Supabase path",
+                          lambda: supabase.run(scale, logdir, runs, before), supabase.missing())
         report.runs["supabase"] = [rounded(results) for results in rounds]
         report.rows += supabase.rows(median_of_runs(rounds), scale)
     if "logflood" in chosen:

@@ -97,3 +97,17 @@ def test_check_names_each_migration_not_yet_applied(postgres):
         with pytest.raises(StoreUnavailable, match=r"va_audit has no column outcome: apply "
                                                    r"supabase/migrations/20261202000000"):
             store.check()
+
+
+def test_a_create_sends_two_requests(supabase_db):
+    """The row, then its ``created`` event: nothing else, counted by the gateway."""
+    with open_store(supabase_db, **QUIET) as store:
+        store.create_task("warm-up", None, "dev")
+        # The first lease round's sweep (two reads) comes one poll after the first use;
+        # the next one is QUIET's ten minutes away.
+        wait_until(lambda: supabase_db.counts().get("GET va_tasks"), timeout=10,
+                   message="the first sweep")
+        supabase_db.reset_counts()
+        task = store.create_task("t", "body", "dev", {"recipe": "r"}, created_by="alice")
+        assert supabase_db.counts() == {"POST va_tasks": 1, "POST va_task_events": 1}
+        assert (task.status, task.created_by) == (TaskStatus.QUEUED, "alice")

@@ -1,5 +1,7 @@
 """The Supabase settings, and the app on the Supabase store without gevent (plain threads)."""
 
+import threading
+
 import pytest
 
 from app import ConfigError, Settings, create_app
@@ -68,3 +70,26 @@ def test_app_streams_and_cancels_across_apps(supabase_apps):
                        ["status"] != "running" and t, timeout=5)
     assert final["status"] == "canceled" and final["error"] == "canceled by admin"
     assert ADMIN not in str(final)
+
+
+@pytest.mark.live
+def test_a_create_sends_at_most_two_supabase_requests(supabase_apps, monkeypatch):
+    """What ``POST /ops/tasks`` itself sends to Supabase, recorded on its own thread (the
+    executor, the audit writer and the store's maintenance run on others): the task's row
+    and its ``created`` event. The audit record is written later, in a batch."""
+    import httpx
+
+    sent = []
+    send = httpx.Client.send
+
+    def recording(client, request, **kwargs):
+        if threading.get_ident() == caller:
+            sent.append(f"{request.method} {request.url.path}")
+        return send(client, request, **kwargs)
+
+    admin = Admin(supabase_apps[0].test_client())
+    admin.create(title="warm-up")  # clients are made on first use
+    caller = threading.get_ident()
+    monkeypatch.setattr(httpx.Client, "send", recording)
+    admin.create(title="counted")
+    assert sent == ["POST /rest/v1/va_tasks", "POST /rest/v1/va_task_events"]

@@ -157,7 +157,7 @@ def test_own_writes_reach_own_streams_before_the_next_poll(supabase_db):
         wait_until(lambda: len(writer._hub) == 1 and len(other._hub) == 1,
                    message="both pollers")
         wait_until(lambda: all(p.polls for h in (writer._hub, other._hub)
-                               for p in h._pollers.values()), message="the first polls")
+                               for p in h._feeds.values()), message="the first reads")
         writer.append_event(task.id, "tick", {"n": 1})
         followers[0].join(6)  # before the writer's own next poll, 8 s after its first
         assert [e.kind for e in got.get("writer", [])] == ["tick"], status

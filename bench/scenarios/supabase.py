@@ -9,7 +9,9 @@ Flask-SSE keeps nothing.
   what polling adds (target: p50 at most half the interval plus 10 ms).
 - Store requests per second with 1, 10 and 100 subscribers on one ticking task, counted by
   the gateway over a window (once: they are counts, not timings): they should not grow with
-  the subscribers (one poller per task per process).
+  the subscribers (one feed per task per process).
+- Reads of one process watching 1 to 1,000 tasks, and the requests and latency of a create
+  (once, :mod:`.supabase_requests`).
 
 The gateway is a small threaded Python server, slower than PostgREST: absolute figures are
 the stand-in's, the shape (latency against interval, requests against subscribers) is ours.
@@ -29,7 +31,7 @@ from ..load import StreamClients
 from ..procs import say
 from ..report import Row, number, verdict
 from ..servers import Ours
-from . import latency
+from . import latency, supabase_requests
 
 SUBSCRIBERS = (1, 10, 100)
 
@@ -40,6 +42,7 @@ class Scale:
     delivery: latency.Scale
     window: float  # seconds of request counting per subscriber count
     interval: float = 0.5  # the counted task's ticks
+    requests: supabase_requests.Scale = supabase_requests.QUICK
     across: dict[float, latency.Scale] = dataclasses.field(default_factory=dict)
 
     def across_at(self, poll: float) -> latency.Scale:
@@ -58,7 +61,8 @@ class Scale:
 # saturate its one worker (bench/notes.md).
 FULL = Scale(polls=(0.1, 0.5), window=10,
              delivery=latency.Scale(clients=100, tasks=10, interval=0.437, seconds=10),
-             across={0.5: latency.Scale(clients=100, tasks=50, interval=0.437, seconds=20)})
+             across={0.5: latency.Scale(clients=100, tasks=50, interval=0.437, seconds=20)},
+             requests=supabase_requests.FULL)
 QUICK = Scale(polls=(0.1,), window=3,
               delivery=latency.Scale(clients=20, tasks=4, interval=0.437, seconds=3))
 
@@ -134,8 +138,9 @@ def requests_per_subscriber_count(proxy, scale: Scale, logdir: Path) -> dict:
     return found
 
 
-def run(scale: Scale, logdir: Path, runs: int) -> list[dict]:
-    """``runs`` rounds of every measurement, the poll intervals in turn; one dict a round."""
+def run(scale: Scale, logdir: Path, runs: int, before: Path | None = None) -> list[dict]:
+    """``runs`` rounds of every measurement, the poll intervals in turn; one dict a round
+    (the counts in the first one only; ``before``: ours as of another checkout too)."""
     rounds = []
     with gateway() as proxy:
         for n in range(runs):
@@ -150,6 +155,7 @@ def run(scale: Scale, logdir: Path, runs: int) -> list[dict]:
             if n == 0:
                 say("supabase: store requests with 1, 10 and 100 subscribers")
                 results.update(requests_per_subscriber_count(proxy, scale, logdir))
+                results.update(supabase_requests.run(proxy, scale.requests, logdir, before))
             rounds.append(results)
     return rounds
 
@@ -164,7 +170,8 @@ def describe(scale: Scale) -> str:
             f"{', '.join(f'{p:g}' for p in scale.polls)} s, the clients on the server running "
             f"the tasks, then on a second server sharing the database{across}; requests: one "
             f"task ticking every {scale.interval} s, {', '.join(map(str, SUBSCRIBERS))} "
-            f"subscribers, {scale.window:g} s counted each, polling every {scale.polls[0]:g} s.")
+            f"subscribers, {scale.window:g} s counted each, polling every {scale.polls[0]:g} s; "
+            + supabase_requests.describe(scale.requests))
 
 
 def rows(results: dict, scale: Scale) -> list[Row]:
@@ -189,4 +196,4 @@ def rows(results: dict, scale: Scale) -> list[Row]:
         "– (no persistence)", f"{growth:.2f}" if growth else "–",
         verdict("independent of subscribers (100 vs 1 within 10%)",
                 None if growth is None else growth <= 1.1)))
-    return found
+    return found + supabase_requests.rows(results)

@@ -70,10 +70,10 @@ class SupabaseStore(TaskStore):
         self.lease_seconds = lease_seconds
         self._rest = SupabaseRest(url, key, timeout)
         # A stream that saw the end asks get_task next: it must not get a stale "running".
-        self._hub = PollerHub(self._fetch_events, poll_seconds,
+        self._hub = PollerHub(self._fetch_tasks_events, poll_seconds,
                               linger=max(5.0, 4 * poll_seconds), on_ended=self._forget)
-        # Each stored event nudges the task's poller here: this process's streams need not
-        # wait for its next poll.
+        # Each stored event of a watched task nudges the hub here: this process's streams
+        # need not wait for its next round of reads.
         self._writer = TaskWriter(self._rest, outbox_events, poll_seconds, self._forget,
                                   on_stored=self._hub.nudge)
         self._leases = Leases(self._rest, self._writer, lease_seconds, orphan_seconds)
@@ -263,10 +263,17 @@ class SupabaseStore(TaskStore):
             if not rows:
                 raise TaskNotFound(f"task {task_id} not found")
             return rows[0]["status"] == "canceling"
-        # One read answers for all of this process's running tasks, once per half poll.
+        # One read answers for all of this process's running tasks: the executor's watcher
+        # asks for each of them once per poll interval, so that is one read per interval.
         with self._lock:
-            fresh = time.monotonic() - self._cancel_read_at < self.cancel_poll_seconds / 2
-            if fresh and task_id in self._cancel_flags:
+            if task_id not in self._cancel_flags and self._cancel_read_at > float("-inf"):
+                # Started since the last read (the executor asks once at the start): its
+                # start, queued -> running, found no cancel, and a later one (not this
+                # process's own: that makes the flags stale) is read at the watcher's next
+                # round, as for the others. No read per start.
+                self._cancel_flags[task_id] = False
+                return False
+            if time.monotonic() - self._cancel_read_at < self.cancel_poll_seconds / 2:
                 return self._cancel_flags[task_id]
         try:
             rows = self._rest.run(self._rest.table(TASKS).select("id,status").in_("id", running))
@@ -351,6 +358,18 @@ class SupabaseStore(TaskStore):
     def _fetch_events(self, task_id: int, after_id: int, limit: int) -> list[Event]:
         rows = self._rest.run(self._rest.table(EVENTS).select("*").eq("task_id", task_id)
                               .gt("id", after_id).neq("kind", LEASE).order("id").limit(limit))
+        return [event_from_row(row) for row in rows]
+
+    def _fetch_tasks_events(self, task_ids: list[int], after_id: int, limit: int,
+                            before_id: int | None = None,
+                            newest_first: bool = False) -> list[Event]:
+        """The events of all these tasks after ``after_id`` (and before ``before_id``), in
+        id order or newest first (the hub's reads)."""
+        query = (self._rest.table(EVENTS).select("*").in_("task_id", task_ids)
+                 .gt("id", after_id).neq("kind", LEASE))
+        if before_id is not None:
+            query = query.lt("id", before_id)
+        rows = self._rest.run(query.order("id", desc=newest_first).limit(limit))
         return [event_from_row(row) for row in rows]
 
     def _read_task(self, task_id: int) -> Task:
