@@ -210,15 +210,7 @@ def restart_storm(server, paths: list[str], scale: latency.Scale, logdir: Path, 
     if not subscribed:  # the last stream's first opening after the stop
         all_held = max(min((t for t in stream["opens"] if t > stopped), default=math.inf)
                        for stream in streams)
-    lost = repeated = delivered = 0
-    for stream in streams:
-        ticks = [(event_id, n) for event_id, n, _, _ in stream["events"] if n is not None]
-        ids = [event_id for event_id, _ in ticks]
-        numbers = {n for _, n in ticks}
-        delivered += len(ticks)
-        repeated += len(ids) - len(set(ids))
-        if numbers:
-            lost += (max(numbers) - min(numbers) + 1) - len(numbers)
+    lost, repeated, delivered = losses(streams)
     reopened = sum(any(t > stopped for t in stream["opens"]) for stream in streams)
     latencies = [(arrival - created) * 1000 for stream in streams
                  for _, _, created, arrival in stream["events"]
@@ -231,6 +223,22 @@ def restart_storm(server, paths: list[str], scale: latency.Scale, logdir: Path, 
             "restart_lost": lost, "restart_repeated": repeated,
             "restart_delivered": delivered,
             "restart_p99_ms": percentile(latencies, 99) if latencies else math.nan}
+
+
+def losses(streams: list[dict]) -> tuple[int, int, int]:
+    """Ticks lost, ticks repeated and ticks delivered, over ``streams`` (each one task's):
+    a tick number missing between a stream's first and last is lost, an id seen twice is
+    repeated."""
+    lost = repeated = delivered = 0
+    for stream in streams:
+        ticks = [(event_id, n) for event_id, n, _, _ in stream["events"] if n is not None]
+        ids = [event_id for event_id, _ in ticks]
+        numbers = {n for _, n in ticks}
+        delivered += len(ticks)
+        repeated += len(ids) - len(set(ids))
+        if numbers:
+            lost += (max(numbers) - min(numbers) + 1) - len(numbers)
+    return lost, repeated, delivered
 
 
 def describe(scale: Scale) -> str:
