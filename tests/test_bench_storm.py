@@ -5,9 +5,9 @@ from __future__ import annotations
 from bench.scenarios.storm import live, losses
 
 
-def stream(*events, opens=(0.0,)):
+def stream(*events, opens=(0.0,), ends=()):
     """A stream as ``bench.clients`` reports it: events as (id, n, created_at, arrival)."""
-    return {"opens": list(opens), "ends": [], "events": [list(e) for e in events]}
+    return {"opens": list(opens), "ends": list(ends), "events": [list(e) for e in events]}
 
 
 def test_a_complete_stream_lost_and_repeated_nothing():
@@ -37,3 +37,10 @@ def test_a_replayed_event_is_not_live_where_the_server_replays():
     assert not live(reopened, created=4.5, after=4.0, replays=True)  # sent on reopening
     assert not live(reopened, created=2.0, after=4.0, replays=True)
     assert live(reopened, created=4.5, after=4.0, replays=False)  # nothing else gets there
+
+
+def test_an_event_created_while_the_stream_was_away_again_is_not_live():
+    twice = stream(opens=(1.0, 5.0, 8.0), ends=(4.0, 7.0))
+    assert live(twice, created=6.0, after=4.5, replays=True)
+    assert not live(twice, created=7.5, after=4.5, replays=True)  # lost at 7, back at 8
+    assert live(twice, created=9.0, after=4.5, replays=True)
