@@ -139,8 +139,13 @@ def _prepare_metrics_dir(server):
 
 def post_fork(server, worker):
     """Workers inherit the master's non-dumpable flag; set it again so that no worker
-    depends on how it was started."""
+    depends on how it was started. And each connection's greenlet keeps no copy of the stack
+    that spawned it: gevent's greenlet tree (a debugging aid) cost every idle stream about
+    1 KB and a dozen objects for the collector to scan (bench/notes.md)."""
     make_undumpable()
+    import gevent
+
+    gevent.config.track_greenlet_tree = False
 
 
 def child_exit(server, worker):

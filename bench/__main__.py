@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import shlex
 import shutil
@@ -18,14 +19,16 @@ from pathlib import Path
 
 from . import report as reporting
 from .procs import load_average, raise_fd_limit, say
-from .scenarios import claims, creation, latency, listing, logflood, streams, supabase
+from .scenarios import claims, creation, latency, listing, logflood, storm, streams, supabase
 from .stats import median_of_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("latency", "streams", "creation", "listing", "supabase", "logflood", "claims")
+SCENARIOS = ("latency", "streams", "storm", "creation", "listing", "supabase", "logflood",
+             "claims")
 # What each scenario starts besides Python: the peer runs on redis-server, wrk loads creation.
-PROGRAMS = {"latency": ("redis-server",), "streams": ("redis-server",), "creation": ("wrk",),
-            "listing": (), "supabase": (), "logflood": (), "claims": ()}
+PROGRAMS = {"latency": ("redis-server",), "streams": ("redis-server",),
+            "storm": ("redis-server",), "creation": ("wrk",), "listing": (), "supabase": (),
+            "logflood": (), "claims": ()}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -71,10 +74,13 @@ def checkout(revision: str, logdir: Path) -> Path:
 def alternate(name: str, module, scale, runs: int, logdir: Path, report: reporting.Report,
               before: Path | None) -> dict[str, dict]:
     """Run each side ``runs`` times, rotating who goes first; return each side's medians."""
-    sides = ["ours", "peer"] + (["before"] if before else [])
+    extra = getattr(module, "EXTRA_SIDES", {})  # e.g. the peer in another deployment
+    sides = ["ours", "peer", *extra] + (["before"] if before else [])
     starts = {"ours": lambda: module.run_ours(scale, logdir),
               "peer": lambda: module.run_peer(scale, logdir),
               "before": lambda: module.run_ours(scale, logdir, side="before", root=before)}
+    starts.update({side: functools.partial(run_side, scale, logdir)
+                   for side, run_side in extra.items()})
     results: dict[str, list[dict]] = {side: [] for side in sides}
     for n in range(runs):
         for side in sides[n % len(sides):] + sides[:n % len(sides)]:
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
         scale = latency.QUICK if args.quick else latency.FULL
         report.settings["Delivery latency and CPU per event"] = latency.describe(scale)
         medians = alternate("latency", latency, scale, runs, logdir, report, before)
-        report.rows += latency.rows(medians["ours"], medians["peer"], scale)
+        report.rows += latency.rows(medians, scale)
     if "streams" in chosen:
         scale = streams.QUICK if args.quick else streams.FULL
         report.settings["Concurrent streams"] = streams.describe(scale)
@@ -116,6 +122,25 @@ def run(args: argparse.Namespace, logdir: Path, report: reporting.Report) -> Non
         # within a quarter of an hour.
         medians = alternate("streams", streams, scale, min(runs, 2), logdir, report, None)
         report.rows += streams.rows(medians["ours"], medians["peer"], scale)
+    if "storm" in chosen:
+        scale = storm.QUICK if args.quick else storm.FULL
+        report.settings["Reconnect storms"] = storm.describe(scale)
+        reason = supabase.missing()  # ours' restart needs a store that outlives the server
+        if reason:
+            report.not_measured["Restart storm"] = reason
+        # Two rounds at most, as for the streams: a round starts six servers and restarts two.
+        results = measured(report, "Reconnect storms",
+                           lambda: storm.run(scale, logdir, min(runs, 2),
+                                             restart=reason is None))
+        report.runs["storm"] = [rounded(result) for result in results]
+        for result in results:
+            if "failed" in result:
+                report.not_measured[f"storm, {result['side']}, run {result['run']}"] = \
+                    result["failed"]
+        medians = {side: median_of_runs([r for r in results
+                                         if r["side"] == side and "failed" not in r])
+                   for side in ("ours", "peer")}
+        report.rows += storm.rows(medians["ours"], medians["peer"], scale)
     if "creation" in chosen:
         scale = creation.QUICK if args.quick else creation.FULL
         report.settings["Task creation"] = creation.describe(scale)

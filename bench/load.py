@@ -18,7 +18,8 @@ class StreamClients:
 
     def __init__(self, logdir: Path, port: int, paths: list[str], *, headers: dict[str, str],
                  processes: int = 1, keep_pings: bool = False, open_timeout: float = 60,
-                 max_seconds: float = 300, connect_concurrency: int = 100):
+                 max_seconds: float = 300, connect_concurrency: int = 100,
+                 reconnect_delay: float | None = None, detail: bool = False):
         self.procs: list[Process] = []
         self._lines: queue.Queue = queue.Queue()
         processes = max(1, min(processes, len(paths)))
@@ -31,7 +32,8 @@ class StreamClients:
                 threading.Thread(target=self._forward, args=(proc,), daemon=True).start()
                 spec = {"port": port, "paths": paths[n::processes], "headers": headers,
                         "keep_pings": keep_pings, "open_timeout": open_timeout,
-                        "max_seconds": max_seconds, "connect_concurrency": connect_concurrency}
+                        "max_seconds": max_seconds, "connect_concurrency": connect_concurrency,
+                        "reconnect_delay": reconnect_delay, "detail": detail}
                 proc.popen.stdin.write((json.dumps(spec) + "\n").encode())
                 proc.popen.stdin.flush()
         except BaseException:
@@ -60,24 +62,28 @@ class StreamClients:
         return list(answers.values())
 
     def wait_open(self) -> dict:
-        """Wait until every stream answered; return ``{"open", "failed", "errors"}``."""
+        """Wait until every stream answered; return ``{"open", "failed", "errors",
+        "started"}`` (``started``: when the first client process began opening them)."""
         answers = self._collect(self.open_timeout + 30, "open count")
         errors: dict[str, int] = {}
         for answer in answers:
             for error, count in answer["errors"].items():
                 errors[error] = errors.get(error, 0) + count
         return {"open": sum(a["open"] for a in answers),
-                "failed": sum(a["failed"] for a in answers), "errors": errors}
+                "failed": sum(a["failed"] for a in answers), "errors": errors,
+                "started": min(a["started"] for a in answers)}
 
     def finish(self, timeout: float = 60) -> dict:
-        """Close every stream; return every event ``(created_at, arrival)`` and ping list."""
+        """Close every stream; return every event ``(created_at, arrival)``, the ping lists
+        and, when asked for, each stream's ``detail`` (``bench.clients``)."""
         for proc in self.procs:
             proc.popen.stdin.write(b"stop\n")
             proc.popen.stdin.flush()
         answers = self._collect(timeout, "results")
         return {"events": [e for a in answers for e in a["events"]],
                 "pings": [p for a in answers for p in a["pings"]],
-                "closed_early": sum(a["closed_early"] for a in answers)}
+                "closed_early": sum(a["closed_early"] for a in answers),
+                "streams": [d for a in answers for d in a.get("streams", [])]}
 
     def stop(self) -> None:
         for proc in self.procs:

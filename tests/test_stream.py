@@ -86,6 +86,22 @@ def test_client_disconnect_closes_the_stream(admin_for):
     wait_until(lambda: admin.get(f"/ops/tasks/{task_id}").get_json()["status"] == "canceled")
 
 
+def test_a_stream_closed_before_its_first_write_gives_its_slot_back(admin_for, caplog):
+    # The server hands the generator itself to the WSGI server (app/http/stream.py): closing
+    # a generator that never started runs none of its code, so the slot and the request's
+    # log line must come from the body's own close.
+    admin = admin_for(dev_tick_seconds=30, heartbeat_seconds=0.05)
+    services = admin.client.application.extensions["services"]
+    task_id = admin.create()["id"]
+    response = stream(admin, task_id, buffered=False)
+    assert services.streams.open == 1
+    with caplog.at_level("INFO", logger="app.requests"):
+        response.close()
+    assert services.streams.open == 0
+    assert any(f"/ops/tasks/{task_id}/stream" in r.getMessage() for r in caplog.records)
+    admin.post(f"/ops/tasks/{task_id}/cancel")
+
+
 def test_stream_cap_answers_503_with_retry_after(admin_for):
     admin = admin_for(dev_tick_seconds=30, max_streams=1)
     task_id = admin.create()["id"]

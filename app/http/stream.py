@@ -20,6 +20,43 @@ SSE_HEADERS = {
 }
 
 
+class StreamResponse(Response):
+    """A response whose WSGI body is the stream's generator itself.
+
+    An idle stream is a greenlet parked in its generator for as long as the stream lasts, and
+    its saved stack grows with every iterator between the server and that generator (werkzeug
+    adds two: ``ClosingIterator`` and ``iter_encoded``). Handing the server the generator
+    (``event_stream`` yields bytes) and, once the headers are out, keeping only the close
+    callbacks rather than the whole response, saves each idle stream about 1.3 KB of saved
+    stack and five objects for the collector (bench/notes.md)."""
+
+    def get_app_iter(self, environ):
+        if environ["REQUEST_METHOD"] == "HEAD" or self.status_code != 200:
+            return super().get_app_iter(environ)
+        return _Body(self.response, self._on_close)
+
+
+class _Body:
+    """The WSGI iterable of a stream: iterating it is iterating the generator; ``close()``
+    closes the generator, then runs the response's close callbacks, as werkzeug's would."""
+
+    __slots__ = ("_events", "_on_close")
+
+    def __init__(self, events, on_close):
+        self._events = events
+        self._on_close = on_close
+
+    def __iter__(self):
+        return self._events
+
+    def close(self) -> None:
+        try:
+            self._events.close()
+        finally:
+            for callback in self._on_close:
+                callback()
+
+
 @bp.get("/tasks/<task_id:task_id>/stream")
 @stream_access_required
 def stream_task(task_id: int, signed_in: bool):
@@ -38,7 +75,7 @@ def stream_task(task_id: int, signed_in: bool):
     body = event_stream(svc.store, task_id, last_id, finished=task.status.is_terminal,
                         heartbeat=svc.settings.heartbeat_seconds, retry_ms=svc.settings.retry_ms,
                         max_seconds=svc.settings.stream_max_seconds, tracker=svc.streams)
-    response = Response(body, mimetype="text/event-stream", headers=SSE_HEADERS)
+    response = StreamResponse(body, mimetype="text/event-stream", headers=SSE_HEADERS)
     response.call_on_close(release)
     return response
 

@@ -109,7 +109,13 @@ class ObservedStore(TaskStore):
 
     def wait_events(self, task_id: int, after_id: int, timeout: float,
                     limit: int = 100) -> list[Event]:
-        return self._call("wait_events", task_id, after_id, timeout, limit)
+        # Called directly, not through _call: every idle stream waits here, and a call with
+        # *args is a level of C stack that each stream's parked greenlet keeps a copy of.
+        try:
+            return self.inner.wait_events(task_id, after_id, timeout, limit)
+        except StoreUnavailable:
+            self._metrics.store_errors.labels("wait_events").inc()
+            raise
 
     def purge_finished(self, before: datetime, limit: int) -> int:
         return self._call("purge_finished", before, limit)

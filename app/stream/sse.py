@@ -21,7 +21,7 @@ from ..store import TERMINAL_KINDS, Event, StoreUnavailable, TaskNotFound, TaskS
 log = logging.getLogger(__name__)
 
 PAGE = 100
-HEARTBEAT = ": ping\n\n"
+HEARTBEAT = b": ping\n\n"
 
 
 # The text of the events formatted last, shared by the streams that send them (a live event
@@ -153,8 +153,9 @@ class StreamTracker:
 
 def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool,
                  heartbeat: float, retry_ms: int, max_seconds: float, tracker: StreamTracker,
-                 clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
-    """Yield the SSE body for ``task_id`` from event ``last_id`` on.
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[bytes]:
+    """Yield the SSE body for ``task_id`` from event ``last_id`` on, encoded (the server
+    writes it as it comes: no layer of the framework re-encodes it).
 
     ``finished`` says the task was already terminal when the client asked, so that the
     stream ends once the stored events are replayed instead of waiting for more. After
@@ -162,7 +163,7 @@ def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool
     the client resumes with ``Last-Event-ID``."""
     deadline = clock() + max_seconds
     outage = False
-    yield f"retry: {retry_ms}\n\n"
+    yield f"retry: {retry_ms}\n\n".encode()
     while True:
         wait = 0 if finished else min(heartbeat, max(0.0, deadline - clock()))
         try:
@@ -176,7 +177,7 @@ def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool
             if not outage:  # once per outage, not once a second
                 log.warning("stream of task %s: store unavailable, retrying: %s", task_id, error)
             outage = True
-            yield ": store unavailable, retrying\n\n"
+            yield b": store unavailable, retrying\n\n"
             time.sleep(min(heartbeat, 1.0))
             continue
         if outage:
@@ -188,9 +189,9 @@ def event_stream(store: TaskStore, task_id: int, last_id: int, *, finished: bool
                 chunk.append(format_event(event))
                 last_id = event.id
                 if event.kind in TERMINAL_KINDS:
-                    yield "".join(chunk)
+                    yield "".join(chunk).encode()
                     return
-            yield "".join(chunk)
+            yield "".join(chunk).encode()
         if tracker.closing or clock() >= deadline:
             return
         if not events:

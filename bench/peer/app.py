@@ -11,7 +11,8 @@ once.
 ``POST /publish {"channels", "ticks", "interval", "kind"}`` starts one publisher per channel
 (``task-1`` ... ``task-N``) in this worker, as our dev runner runs in ours, their starts
 spread over one interval: each sleeps ``interval``, then ``sse.publish``-es an event shaped
-like ours (id, task_id, kind, created_at, data), ``ticks`` times.
+like ours (id, task_id, kind, created_at, data), ``ticks`` times. The other deployment,
+publishers in a process of their own, is :mod:`bench.peer.publisher`, on the same schedule.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ sse = PooledServerSentEvents("sse", __name__)
 sse.add_url_rule(rule="", endpoint="stream", view_func=sse.stream)
 
 
-def create_app() -> Flask:
-    app = Flask(__name__)
-    app.config["REDIS_URL"] = os.environ["PEER_REDIS_URL"]
-    app.register_blueprint(sse, url_prefix="/stream")
+def start_publishers(app: Flask, channels: int, ticks: int, interval: float,
+                     kind: str) -> list[threading.Thread]:
+    """One publisher thread per channel, their phases spread evenly over the interval, as
+    independent tasks' would be; each sleeps ``interval`` after each publish (see
+    bench/notes.md on why the peer keeps that drift)."""
     event_ids = itertools.count(1)
 
-    def publisher(channel: int, ticks: int, interval: float, kind: str, offset: float) -> None:
+    def publisher(channel: int, offset: float) -> None:
         time.sleep(offset)
         with app.app_context():
             for n in range(1, ticks + 1):
@@ -66,6 +68,19 @@ def create_app() -> Flask:
                 sse.publish({"id": event_id, "task_id": channel, "kind": kind,
                              "created_at": created_at, "data": {"n": n}},
                             type=kind, id=event_id, channel=f"task-{channel}")
+
+    threads = [threading.Thread(target=publisher, daemon=True,
+                                args=(channel, interval * (channel - 1) / channels))
+               for channel in range(1, channels + 1)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.config["REDIS_URL"] = os.environ["PEER_REDIS_URL"]
+    app.register_blueprint(sse, url_prefix="/stream")
 
     @app.get("/healthz")
     def healthz():
@@ -77,11 +92,7 @@ def create_app() -> Flask:
         channels = min(int(spec["channels"]), MAX_CHANNELS)
         ticks = min(int(spec["ticks"]), MAX_TICKS)
         interval, kind = float(spec["interval"]), str(spec.get("kind", "tick"))
-        for channel in range(1, channels + 1):
-            # phases spread evenly over the interval, as independent tasks' would be
-            offset = interval * (channel - 1) / channels
-            threading.Thread(target=publisher, args=(channel, ticks, interval, kind, offset),
-                             daemon=True).start()
+        start_publishers(app, channels, ticks, interval, kind)
         return jsonify({"channels": channels}), 202
 
     return app

@@ -120,7 +120,7 @@ def rows(ours: dict, peer: dict, scale: Scale) -> list:
         Row("RSS per stream (peer: worker + redis-server)", f"{number(per_stream)} KiB",
             f"{number(peer.get('rss_kib_per_stream'))} KiB",
             ratio(per_stream, peer.get("rss_kib_per_stream")),
-            verdict("≤ 30 KB", None if per_stream is None else per_stream * 1024 <= 30_000)),
+            verdict("≤ 12 KiB", None if per_stream is None else per_stream <= 12)),
         Row(f"Heartbeat gap p99 / max (every {scale.heartbeat:g} s)",
             f"{number(ours.get('heartbeat_gap_p99_s'), 2)} / "
             f"{number(ours.get('heartbeat_gap_max_s'), 2)} s",
