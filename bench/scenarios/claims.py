@@ -17,7 +17,6 @@ machine's two cores with the processes: the figures are the stand-in's; their sh
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import statistics
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from ..procs import say
 from ..report import Row, number
 from ..servers import Ours, request
+from . import supabase
 
 PROCESSES = (1, 2, 4)
 
@@ -39,22 +39,6 @@ class Scale:
 
 FULL = Scale(backlog=1000, creates=200, rate=20.0)
 QUICK = Scale(backlog=200, creates=40, rate=20.0)
-
-
-@contextlib.contextmanager
-def database():
-    """PostgreSQL with a migrated database ``ops``, and the gateway over it."""
-    from tests.support.gateway import GatewayProcess
-    from tests.support.postgres import PostgresServer
-
-    postgres = PostgresServer()
-    try:
-        postgres.start()
-        postgres.create_database("ops")
-        with GatewayProcess(postgres.dsn("ops")) as proxy:
-            yield postgres, proxy
-    finally:
-        postgres.stop()
 
 
 def _sql(postgres, statement: str) -> list[tuple]:
@@ -129,7 +113,8 @@ def create_to_running(postgres, proxy, processes: int, scale: Scale, logdir: Pat
 def run(scale: Scale, logdir: Path, runs: int) -> list[dict]:
     """``runs`` rounds, each process count in turn; one dict a round."""
     rounds = []
-    with database() as (postgres, proxy):
+    with supabase.gateway() as proxy:
+        postgres = proxy.postgres
         for n in range(runs):
             results = {}
             for processes in PROCESSES:

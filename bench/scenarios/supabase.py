@@ -78,7 +78,8 @@ def missing() -> str | None:
 
 @contextlib.contextmanager
 def gateway():
-    """PostgreSQL with a migrated database, and the gateway over it (the tests' own)."""
+    """PostgreSQL with a migrated database ``ops``, and the gateway over it (the tests' own);
+    the gateway's ``postgres`` is the server, for SQL of the harness's own."""
     from tests.support.gateway import GatewayProcess
     from tests.support.postgres import PostgresServer
 
@@ -87,6 +88,7 @@ def gateway():
         postgres.start()
         postgres.create_database("ops")
         with GatewayProcess(postgres.dsn("ops")) as process:
+            process.postgres = postgres
             yield process
     finally:
         postgres.stop()
