@@ -195,7 +195,8 @@ def test_a_user_the_proxy_signed_in_is_not_asked_for_a_token(server, open_dashbo
         "id => document.querySelector('#task-heading').textContent.startsWith(`Task #${id}:`)",
         arg=again)
     assert tab.text("#task-heading") == f"Task #{again}: Deploy worker (pat)"
-    assert details(tab)["Run again from"] == f"Task #{task_id}"
+    wait_until(lambda: details(tab).get("Run again from") == f"Task #{task_id}", timeout=10,
+               message="the details of the task run again")
     relaunched = call(server, ADMIN, "GET", f"/ops/tasks/{again}")
     assert (relaunched["relaunched_from"], relaunched["created_by"]) == (task_id, PROXY_USER)
 

@@ -74,7 +74,7 @@ def test_two_thousand_tasks_run_exactly_once_over_four_processes(supabase_db, po
 
 def test_a_stopped_and_a_killed_process_leave_their_queued_tasks_to_the_others(
         supabase_db, postgres):
-    env = server_env(supabase_db, OPS_DEV_TICKS="4", OPS_DEV_TICK_SECONDS="0.75",
+    env = server_env(supabase_db, OPS_DEV_TICKS="4", OPS_DEV_TICK_SECONDS="0.5",
                      OPS_WORKERS="1")
     stopped, killed, survivor = (GunicornServer(env) for _ in range(3))
     try:

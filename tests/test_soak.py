@@ -2,8 +2,9 @@
 leaked.
 
 Run against both stores: the in-process one (one worker, 2,000 tasks) and Supabase (two
-workers through the PostgREST stand-in over real PostgreSQL, 1,000 tasks: the stand-in, a
-Python server, is what limits its pace, and the suite's time is kept for other tests)."""
+workers through the PostgREST stand-in over real PostgreSQL, 500 tasks: the stand-in, a
+Python server, is what limits its pace, and tasks in the thousands over several processes
+are tests/test_shared_queue.py's)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ ENV = {"SETTINGS_ADMIN_TOKEN": ADMIN, "DEV_LOCAL_LLM": "1", "OPS_DEV_TICK_SECOND
        "OPS_MAX_STREAMS": "900", "OPS_RETENTION_SECONDS": "20", "OPS_RETENTION_INTERVAL": "0.5"}
 
 
-TASKS = {"memory": 2000, "supabase": 1000}
+TASKS = {"memory": 2000, "supabase": 500}
 
 
 @pytest.fixture(params=["memory", "supabase"])
