@@ -18,13 +18,13 @@ machine's two cores with the processes: the figures are the stand-in's; their sh
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from pathlib import Path
 
 from ..procs import say
 from ..report import Row, number
 from ..servers import Ours, request
+from ..stats import percentile
 from . import supabase
 
 PROCESSES = (1, 2, 4)
@@ -102,12 +102,10 @@ def create_to_running(postgres, proxy, processes: int, scale: Scale, logdir: Pat
             if status != 201:
                 raise RuntimeError(f"POST /ops/tasks answered {status}: {answer}")
         _wait_done(postgres, scale.creates, timeout=120)
-    delays = [row[0] * 1000 for row in _sql(
+    delays = [float(row[0]) * 1000 for row in _sql(
         postgres, "SELECT extract(epoch FROM e.created_at - t.created_at) FROM va_tasks t "
                   "JOIN va_task_events e ON e.task_id = t.id AND e.kind = 'status'")]
-    delays.sort()
-    return {"p50_ms": statistics.median(delays),
-            "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))]}
+    return {"p50_ms": percentile(delays, 50), "p99_ms": percentile(delays, 99)}
 
 
 def run(scale: Scale, logdir: Path, runs: int) -> list[dict]:
