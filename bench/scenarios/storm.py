@@ -40,6 +40,7 @@ from ..report import Row, number, ratio, verdict
 from ..servers import Ours, Peer
 from ..stats import percentile
 from . import latency, supabase
+from .supabase import READER_POOL
 
 POLL_SECONDS = 0.02  # how often the harness counts the peer's subscriptions in Redis
 SLOW_POLL_SECONDS = 0.2  # how often it asks ours, only to know that all are back
@@ -167,8 +168,10 @@ def wait_held(held, count: int, timeout: float = OPEN_TIMEOUT,
 def restart_ours(scale: Scale, logdir: Path, proxy) -> dict:
     restart = scale.restart()
     env = {**latency.dev_settings(restart), **supabase.settings(proxy, scale.poll)}
+    # The reader serves a pool no task is in: it claims none of the writer's tasks from the
+    # shared queue, and its restart ends none of them.
     with Ours(logdir, side="storm-writer", **env) as writer, \
-            Ours(logdir, side="storm-reader", **env) as reader:
+            Ours(logdir, side="storm-reader", **env, OPS_POOLS=READER_POOL) as reader:
         task_ids = latency.create_tasks(writer, restart)
         paths = [reader.stream_path(task_ids[n % restart.tasks]) for n in range(restart.clients)]
         return restart_storm(reader, paths, restart, logdir, replays=True,

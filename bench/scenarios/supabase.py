@@ -34,6 +34,7 @@ from ..servers import Ours
 from . import latency, supabase_requests
 
 SUBSCRIBERS = (1, 10, 100)
+READER_POOL = "reads-only"  # a pool no task is in: a server that claims nothing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +111,11 @@ def delivery_across(proxy, poll: float, scale: latency.Scale, logdir: Path) -> d
     """Clients on a second server sharing the database: it learns of each event at its own
     next poll, as a worker other than the task's own does (CPU figures are the reader's)."""
     env = {**latency.dev_settings(scale), **settings(proxy, poll)}
+    # The reader serves a pool no task is in, so it claims none of the writer's tasks from the
+    # shared queue: every event it delivers waits for its poll.
     with Ours(logdir, side=f"supabase-{poll}-writer", **env) as writer, \
-            Ours(logdir, side=f"supabase-{poll}-reader", **env) as reader:
+            Ours(logdir, side=f"supabase-{poll}-reader", **env,
+                 OPS_POOLS=READER_POOL) as reader:
         return latency.measure(reader, latency.start_tasks(writer, scale), scale, logdir)
 
 
