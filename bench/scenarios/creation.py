@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..load import wrk
-from ..report import Row, number, ratio, verdict
+from ..report import Row, number, ratio
 from ..servers import ADMIN, Ours
 
 BODY = {"title": "Build the bench", "body": "created by wrk"}
@@ -76,7 +76,7 @@ def rows(runs: dict, scale: Scale) -> list:
     return [Row("Task creation `POST /ops/tasks` (peer column: the same server's `/healthz`)",
                 f"{number(rate, 0)} req/s", f"{number(ceiling, 0)} req/s",
                 f"{share:.2f}" if share else "–",
-                verdict("≥ 0.70", None if share is None else share >= 0.7)),
+                "reported (the 0.70 target is retired: bench/notes.md)"),
             Row("CPU per request, `POST /ops/tasks` (peer column: `/healthz`)",
                 f"{number(create_cpu, 0)} µs", f"{number(healthz_cpu, 0)} µs",
                 ratio(create_cpu, healthz_cpu))]
