@@ -4,8 +4,10 @@ across processes is tests/test_shared_queue.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,15 @@ def test_workers_lists_this_process_for_every_role(make_app, tmp_path):
         socket.gethostname(), os.getpid(), ["deploy"], 3, 0)
     assert row["recipes"] == ["deploy", "build"] and row["runners"] == ["dev", "recipe"]
     assert row["live"] and row["this"] and row["stopped_at"] is None
+    # Long after its row was written, the answering process is still seen now.
+    registry = app.extensions["services"].store.worker_registry()
+    [stored] = registry.workers()
+    registry.advertise(dataclasses.replace(stored, workers=3))
+    with registry._lock:  # as if its row had last been renewed a day ago
+        registry._rows[stored.id] = dataclasses.replace(
+            stored, last_seen=stored.last_seen - timedelta(days=1))
+    [row] = client.get("/ops/workers", headers=headers_of("vera")).get_json()["workers"]
+    assert row["live"] and row["last_seen"] > stored.last_seen.isoformat()
     assert client.get("/ops/workers").status_code == 401
 
 

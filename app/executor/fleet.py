@@ -94,7 +94,8 @@ class Fleet:
             log.warning("could not mark this process's heartbeat row stopped: %s", error)
 
     def rows(self) -> list[WorkerInfo]:
-        """Everybody's rows as last read; this process's own with its load as it is now."""
+        """Everybody's rows as last read; this process's own as it is now (it answers: it
+        is seen now, whenever its row was last renewed)."""
         with self._lock:
             rows = self._rows
         if rows is None:
@@ -104,7 +105,7 @@ class Fleet:
         now = datetime.now(timezone.utc)
         mine = next((row for row in rows if row.id == self.id), None)
         me = dataclasses.replace(self.me(), started_at=mine.started_at if mine else now,
-                                 last_seen=mine.last_seen if mine else now)
+                                 last_seen=now)
         return [me if row.id == self.id else row for row in rows] + ([] if mine else [me])
 
     def lacks(self, task: Task) -> str | None:
