@@ -64,6 +64,5 @@ def test_quick_task_creation_benchmark(tmp_path):
                                     rel=0.01)
     share = statistics.median(r["ratio"] for r in runs)
     assert float(cells[3]) == pytest.approx(share, abs=0.006)
-    assert cells[4] in ("≥ 0.70: met", "≥ 0.70: NOT met")
-    if abs(share - 0.7) > 0.006:  # closer, the rounding of the runs' ratios could decide
-        assert cells[4].endswith(": met") == (share >= 0.7)
+    # Its old target is retired: Supabase's requests and latency per create took its place.
+    assert cells[4] == "reported (the 0.70 target is retired: bench/notes.md)"
