@@ -156,14 +156,19 @@ def watching(proxy, scale: Scale, logdir: Path, before: Path | None) -> dict[str
 # -- creating -------------------------------------------------------------------------------
 
 
+def empty_tables(proxy) -> None:
+    with proxy.postgres.connect("ops") as conn:
+        conn.execute("TRUNCATE va_workers, va_tasks RESTART IDENTITY CASCADE")
+
+
 def creating(proxy, scale: Scale, logdir: Path) -> dict[str, float]:
     """Requests per create and create latency against the store's round trip."""
     from app.store.supabase.rest import LOCKS, SupabaseRest
 
     # The queue every process shares holds whatever earlier measurements left queued: the
-    # tables start empty, and the bound is out of the way.
-    with proxy.postgres.connect("ops") as conn:
-        conn.execute("TRUNCATE va_workers, va_tasks RESTART IDENTITY CASCADE")
+    # tables start empty, the bound is out of the way, and the tasks left queued here are
+    # deleted afterwards (the next server would claim them).
+    empty_tables(proxy)
     env = {**quiet_env(proxy), "OPS_WORKERS": "1", "OPS_QUEUE_SIZE": "100000",
            "OPS_DEV_TICK_SECONDS": "3600", "OPS_DEV_TICKS": "1"}
     rest = SupabaseRest(proxy.url, proxy.key, 10)
@@ -189,6 +194,7 @@ def creating(proxy, scale: Scale, logdir: Path) -> dict[str, float]:
             trips.append(time.perf_counter() - started)
         counts = proxy.counts()
     rest.close()
+    empty_tables(proxy)
     writes = counts.get("POST va_tasks", 0) + counts.get("POST va_task_events", 0)
     others = sum(counts.values()) - writes - counts.get(f"GET {LOCKS}", 0)
     return {"requests_per_create": writes / scale.creates,
