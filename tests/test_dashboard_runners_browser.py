@@ -13,6 +13,7 @@ from tests.support.api import ADMIN, SECRET
 from tests.support.browser import Dashboard, screenshot
 from tests.support.fake_llm import FakeLLM, answer_text
 from tests.support.live import GunicornServer
+from tests.support.processes import wait_until
 from tests.support.runners import HERE, recipe_user_env
 
 pytestmark = pytest.mark.live
@@ -175,9 +176,11 @@ def test_a_waiting_deploy_shows_its_group_and_the_task_it_waits_for(open_dashboa
         tab.page.wait_for_selector("#task-details .badge-queued")
         tab.page.wait_for_function("() => [...document.querySelectorAll('#task-details dt')]"
                                    ".some(dt => dt.textContent === 'Waiting for')")
-        shown = details(tab)
+        # The details are filled in as the task's events arrive: wait for the whole of them.
+        shown = wait_until(lambda: (d := details(tab)).get("Concurrency group") == "deploy-api"
+                           and d.get("Waiting for") == f"task #{first}" and d, timeout=10,
+                           message=lambda: f"the waiting task's details: {details(tab)}")
         assert shown["Concurrency group"] == "deploy-api"
-        assert shown["Waiting for"] == f"task #{first}"
         assert tab.page.get_attribute("#task-details dd a", "href") == f"#/tasks/{first}"
         assert dev.admin.cancel(first).status_code == 202
         # The first one ends; the second takes the group, and its details follow.
