@@ -57,7 +57,8 @@ class Fleet:
         self.workers = workers
         self.heartbeat_seconds = heartbeat_seconds
         self.live_seconds = live_seconds
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"
         self._running = running
         self._clock = clock
         self._lock = threading.Lock()
@@ -67,7 +68,7 @@ class Fleet:
 
     def me(self) -> WorkerInfo:
         caps = self.capabilities
-        return WorkerInfo(id=self.id, host=socket.gethostname(), pid=os.getpid(),
+        return WorkerInfo(id=self.id, host=self.host, pid=self.pid,
                           pools=caps.pools, runners=caps.runners, recipes=caps.recipes,
                           workers=self.workers, running=self._running())
 
@@ -109,8 +110,10 @@ class Fleet:
         return [me if row.id == self.id else row for row in rows] + ([] if mine else [me])
 
     def lacks(self, task: Task) -> str | None:
-        """What this process lacks to run ``task`` (None: it can run it)."""
-        return self.me().lacks(*needs(task))
+        """What this process lacks to run ``task`` (None: it can run it). Asked for every
+        queued task a claim round looks at: no load count, no row built."""
+        caps = self.capabilities
+        return WorkerInfo.lacks_for(caps.runners, caps.recipes, caps.pools, *needs(task))
 
     def refusal(self, runner: str, extra: dict[str, Any]) -> str | None:
         """Why a new task cannot be accepted: no process ever advertised it could run it."""

@@ -41,11 +41,18 @@ class WorkerInfo:
     def lacks(self, runner: str | None, recipe: str | None, pool: str) -> str | None:
         """What this process lacks to run a task with this runner, recipe and pool, said as
         "no process ..." ends (None: it can run it)."""
-        if runner not in self.runners:
+        return self.lacks_for(self.runners, self.recipes, self.pools, runner, recipe, pool)
+
+    @staticmethod
+    def lacks_for(runners: tuple[str, ...], recipes: tuple[str, ...] | None,
+                  pools: tuple[str, ...] | None, runner: str | None, recipe: str | None,
+                  pool: str) -> str | None:
+        """:meth:`lacks` for a process that has these runners, recipes and pools."""
+        if runner not in runners:
             return f"runs {runner} tasks"
-        if recipe is not None and self.recipes is not None and recipe not in self.recipes:
+        if recipe is not None and recipes is not None and recipe not in recipes:
             return f"has the recipe {recipe}"
-        if not self.serves(pool):
+        if pools is not None and pool not in pools:
             return f"serves the pool {pool}"
         return None
 
